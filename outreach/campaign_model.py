@@ -1,0 +1,148 @@
+"""The campaign file format as pydantic models (see CONTRACT.md, "Campaign file")."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from outreach.durations import parse_duration
+
+Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+Channel = Literal["sms", "email", "whatsapp", "wechat"]
+StepChannel = Literal["sms", "email", "whatsapp", "wechat", "reply"]
+TemplateName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")]
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(value: str | None) -> str | None:
+    if value is not None:
+        parse_duration(value)
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone (like Asia/Shanghai)") from None
+    return value
+
+
+class EmailContent(_Model):
+    subject: str
+    text: str
+    html: str | None = None
+
+
+class Content(_Model):
+    sms: str | None = None
+    email: EmailContent | None = None
+    whatsapp: str | None = None
+    wechat: str | None = None
+
+
+class Step(_Model):
+    id: Identifier
+    channel: StepChannel
+    fallback: Channel | None = None
+    content: Content | None = None
+    template: TemplateName | None = None
+    after: str | None = None
+    unless: Literal["replied", "delivered", "opted_out", "clicked"] | None = None
+    only_if: str | None = None
+
+    _check_after = field_validator("after")(_duration)
+
+    @model_validator(mode="after")
+    def _content_or_template(self) -> Step:
+        if (self.content is None) == (self.template is None):
+            raise ValueError("a step needs either `content` (inline templates) or `template` (files), not both")
+        if self.fallback is not None and self.fallback == self.channel:
+            raise ValueError("`fallback` must be a different channel from `channel`")
+        return self
+
+    @property
+    def delay(self) -> timedelta | None:
+        return parse_duration(self.after) if self.after else None
+
+
+class Schedule(_Model):
+    cron: str | None = None
+    at: datetime | None = None
+    every: str | None = None
+    timezone: str = "UTC"
+
+    _check_tz = field_validator("timezone")(_timezone)
+    _check_every = field_validator("every")(_duration)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Schedule:
+        given = [k for k in ("cron", "at", "every") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a schedule has exactly one of `cron`, `at` or `every`")
+        return self
+
+
+class QuietHours(_Model):
+    start: ClockTime
+    end: ClockTime
+
+
+class FrequencyCap(_Model):
+    max: Annotated[int, Field(gt=0)]
+    per: str
+
+    _check_per = field_validator("per")(_duration)
+
+
+class InboundTrigger(_Model):
+    channels: Annotated[list[Channel], Field(min_length=1)]
+    match: str
+
+    @field_validator("match")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
+class Trigger(_Model):
+    inbound: InboundTrigger
+
+
+class Campaign(_Model):
+    id: Identifier
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    purpose: Literal["service", "marketing"]
+    description: str | None = None
+    segment: str | None = None
+    schedule: Schedule | None = None
+    trigger: Trigger | None = None
+    quiet_hours: QuietHours | None = None
+    frequency_cap: FrequencyCap | None = None
+    throttle: Annotated[str, Field(pattern=r"^\d+(\.\d+)?/(s|m|h)$")] | None = None
+    on_unknown: Literal["hold", "resend"] | None = None
+    tag: Identifier | None = None
+    steps: Annotated[list[Step], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _schedule_or_trigger(self) -> Campaign:
+        if self.schedule is not None and self.trigger is not None:
+            raise ValueError("a campaign runs on a `schedule` or on a `trigger`, not both")
+        return self
+
+    @property
+    def unknown_policy(self) -> str:
+        """What to do with a message whose outcome is unknown: hold (wait for an operator) unless told to resend."""
+        return self.on_unknown or "hold"

@@ -1,0 +1,66 @@
+"""What every command shares: settings, the store, error reporting and JSON output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.engine import Engine
+
+from outreach.config import Settings, load_settings, mask_secrets
+from outreach.db import open_store
+from outreach.errors import InputError, OutreachError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Bad input: every problem on stderr as PATH:LINE:COL: message, exit 2. Runtime failure: exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except InputError as exc:
+            for problem in exc.problems:
+                print(str(problem), file=sys.stderr)
+            raise typer.Exit(2) from None
+        except OutreachError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def store(cfg: Settings) -> Engine:
+    try:
+        return open_store(cfg.database_url)
+    except Exception as exc:  # a store we cannot open is a runtime failure, said without secrets
+        raise OutreachError(f"cannot open the store: {mask_secrets(str(exc), cfg)}") from None
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout and nothing else."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=_default) + "\n")

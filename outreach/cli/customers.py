@@ -1,0 +1,96 @@
+"""`outreach customers ...`: import profiles and look at one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from outreach import profiles
+from outreach.cli.common import console, print_json, reports_errors, settings, store
+from outreach.errors import InputError
+from outreach.importer import import_customers
+
+app = typer.Typer(help="Customer profiles: import them, look at one.", no_args_is_help=True)
+
+
+@app.command("import")
+@reports_errors
+def import_(
+    file: Annotated[Path, typer.Argument(help="CSV with a header row, or JSONL (one object per line).")],
+    allow_invalid_contacts: Annotated[
+        bool,
+        typer.Option(help="Keep phones and emails that fail validation, marked invalid (never sent to)."),
+    ] = False,
+) -> None:
+    """Upsert customers by id. A file with any bad row imports nothing and names every bad row."""
+    cfg = settings()
+    engine = store(cfg)
+    with console.status(f"importing {file} ..."):
+        summary = import_customers(engine, file, cfg, allow_invalid_contacts=allow_invalid_contacts)
+    for problem in summary.invalid_contacts:
+        console.print(f"[yellow]warning[/]: {problem}", highlight=False)
+    console.print(
+        f"{summary.rows} rows: {summary.created} created, {summary.updated} updated, {summary.unchanged} unchanged; "
+        f"{summary.consents_changed} consents changed",
+        highlight=False,
+    )
+    if summary.consents_kept_revoked:
+        console.print(
+            f"{summary.consents_kept_revoked} consent grants not applied: those customers opted out themselves",
+            highlight=False,
+        )
+    if summary.new_attributes:
+        listed = ", ".join(f"{k} ({v})" for k, v in sorted(summary.new_attributes.items()))
+        console.print(f"new attributes: {listed}", highlight=False)
+
+
+@app.command()
+@reports_errors
+def show(
+    customer_id: Annotated[str, typer.Argument(metavar="ID")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """A customer's profile, consents and timeline."""
+    cfg = settings()
+    engine = store(cfg)
+    with engine.connect() as conn:
+        customer = profiles.get_customer(conn, customer_id)
+        if customer is None:
+            raise InputError.single(customer_id, "no customer with this id")
+        consents = profiles.customer_consents(conn, customer_id)
+        timeline = profiles.timeline(conn, customer_id)
+    if as_json:
+        print_json({"customer": customer, "consents": consents, "timeline": timeline})
+        return
+    _print_profile(customer, consents, timeline)
+
+
+def _print_profile(customer: dict[str, Any], consents: list[dict[str, Any]], timeline: list[dict[str, Any]]) -> None:
+    console.print(f"[bold]{customer['id']}[/]  {customer.get('name') or ''}", highlight=False)
+    for key in ("email", "phone", "country", "locale", "timezone"):
+        value = customer.get(key)
+        if value is None:
+            continue
+        flag = customer.get(f"{key}_invalid")
+        suffix = f"  [red](invalid: {flag})[/]" if flag else ""
+        console.print(f"  {key:9} {value}{suffix}", highlight=False)
+    for key, value in sorted((customer.get("attributes") or {}).items()):
+        console.print(f"  {key:9} {value}", highlight=False)
+    table = Table("channel", "purpose", "status", "source", "since", title="consents", title_justify="left")
+    for c in consents:
+        table.add_row(c["channel"], c["purpose"], c["status"], c["source"], c["changed_at"].isoformat(timespec="seconds"))
+    console.print(table)
+    events = Table("at", "event", "campaign", "delivery", "details", title="timeline", title_justify="left")
+    for e in timeline:
+        details = ", ".join(f"{k}={v}" for k, v in (e.get("data") or {}).items())
+        events.add_row(
+            e["at"].isoformat(timespec="seconds"),
+            e["kind"],
+            e.get("campaign_id") or "",
+            str(e["delivery_id"] or ""),
+            details,
+        )
+    console.print(events)

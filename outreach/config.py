@@ -1,0 +1,201 @@
+"""Settings: defaults in code, `config/outreach.toml` over them, `OUTREACH_*` environment variables over both.
+
+Secrets (auth tokens, the signing key, passwords inside URLs) are read from the environment only and are
+never printed: `masked()` gives a copy safe for logs and errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from outreach.errors import InputError, Problem
+
+CONFIG_ENV = "OUTREACH_CONFIG"
+DEFAULT_CONFIG_PATH = Path("config") / "outreach.toml"
+
+# Settings whose environment variable is not OUTREACH_<NAME>.
+_ENV_NAMES = {
+    "twilio_account_sid": "TWILIO_ACCOUNT_SID",
+    "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+}
+_SECRETS = {"twilio_auth_token", "secret_key"}
+_URLS_WITH_CREDENTIALS = {"database_url", "broker_url", "smtp_url"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the engine can be told; one immutable object passed to whatever needs it."""
+
+    database_url: str = "sqlite:///outreach.db"
+    broker_url: str = "stub://"
+    broker_namespace: str = "outreach"
+    queue_name: str = "outreach"
+    templates_dir: Path = Path("templates")
+    campaigns_dir: Path = Path("campaigns")
+    outbox_dir: Path = Path("outbox")
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str | None = None
+
+    smtp_url: str | None = None
+    smtp_timeout: float = 30.0
+    email_from: str = "Bank <no-reply@bank.example>"
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_api_base: str = "https://api.twilio.com"
+    twilio_timeout: float = 30.0
+    sms_from: str | None = None
+
+    # Region for phone numbers written without a country code when a row has no `country`.
+    default_country: str | None = None
+    # Attribute columns whose `a;b;c` values are lists.
+    list_columns: tuple[str, ...] = ()
+
+    # Ledger ids per broker message, and how a batch retries transient failures.
+    batch_size: int = 100
+    max_attempts: int = 5
+    retry_backoff: float = 5.0
+    retry_backoff_max: float = 600.0
+    # Provider calls in flight at once within one batch (SMS over HTTP).
+    send_concurrency: int = 8
+    # Worker threads the in-process (stub://) broker runs.
+    stub_worker_threads: int = 4
+
+    # Opt-out wording appended to marketing SMS, by locale (language prefix matches, "default" last).
+    sms_opt_out: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "zh": "回复R拒收",
+            "en": "Reply STOP to opt out",
+            "default": "Reply STOP to opt out",
+        }
+    )
+    # Unsubscribe line appended to marketing email; `{url}` is the signed link.
+    email_unsubscribe: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "zh": "如不希望再收到此类邮件,请点击退订:{url}",
+            "en": "To stop receiving these emails, unsubscribe here: {url}",
+            "default": "To stop receiving these emails, unsubscribe here: {url}",
+        }
+    )
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as a dict with every secret replaced by `***`, for logs and `config show`."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _SECRETS and value:
+                value = "***"
+            elif f.name in _URLS_WITH_CREDENTIALS and isinstance(value, str):
+                value = mask_url(value)
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+
+def mask_url(url: str) -> str:
+    """`smtp://user:secret@host` -> `smtp://user:***@host`; anything else unchanged."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    netloc = f"{parts.username}:***@{host}" if parts.username else f":***@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def mask_secrets(text: str, settings: Settings) -> str:
+    """Remove every secret value of `settings` from `text` (for provider error messages)."""
+    secrets: list[str] = [s for s in (settings.twilio_auth_token, settings.secret_key) if s]
+    for name in _URLS_WITH_CREDENTIALS:
+        value = getattr(settings, name)
+        if isinstance(value, str):
+            password = urlsplit(value).password
+            if password:
+                secrets.append(password)
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def load_settings(env: Mapping[str, str] | None = None, path: Path | None = None) -> Settings:
+    """Read the config file (if there is one) and the environment into Settings."""
+    env = os.environ if env is None else env
+    if path is None:
+        path = Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else DEFAULT_CONFIG_PATH
+    values: dict[str, Any] = {}
+    if path.exists():
+        values.update(_read_toml(path))
+    for f in dataclasses.fields(Settings):
+        name = _ENV_NAMES.get(f.name, "OUTREACH_" + f.name.upper())
+        if name in env:
+            values[f.name] = _from_env(f.name, env[name], name)
+    return Settings(**{k: _coerce(k, v) for k, v in values.items()})
+
+
+_FIELD_TYPES = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        line, col = (int(match.group(1)), int(match.group(2))) if match else (None, None)
+        raise InputError.single(str(path), str(exc).split(" (at line")[0], line, col) from None
+    problems = []
+    for key, value in data.items():
+        if key not in _FIELD_TYPES:
+            problems.append(Problem(str(path), None, None, f"unknown setting {key!r}"))
+        elif key in _SECRETS:
+            problems.append(
+                Problem(str(path), None, None, f"{key} is a secret: set it in the environment, not in a file")
+            )
+        elif key in _URLS_WITH_CREDENTIALS and isinstance(value, str) and urlsplit(value).password:
+            problems.append(
+                Problem(str(path), None, None, f"{key} holds a password: set it in the environment instead")
+            )
+    if problems:
+        raise InputError(problems)
+    return data
+
+
+def _from_env(key: str, raw: str, env_name: str) -> Any:
+    default = _FIELD_TYPES[key].default
+    if key == "list_columns":
+        return tuple(c.strip() for c in raw.split(",") if c.strip())
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise InputError.single(env_name, f"expected an integer, got {raw!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise InputError.single(env_name, f"expected a number, got {raw!r}") from None
+    return raw or None
+
+
+def _coerce(key: str, value: Any) -> Any:
+    default = _FIELD_TYPES[key].default
+    if isinstance(default, Path) and value is not None:
+        return Path(value)
+    if key == "list_columns":
+        return tuple(value)
+    return value

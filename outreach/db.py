@@ -1,0 +1,239 @@
+"""The profile store and delivery ledger: SQLAlchemy Core tables, the engine, and schema upgrades.
+
+SQLite (the embedded default) and PostgreSQL run the same tables. The program creates and upgrades the
+schema itself (`migrate`), under a lock so that several processes starting at once do it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection, Engine
+
+metadata = sa.MetaData()
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, whatever the database keeps (SQLite keeps naive text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use aware UTC datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200)),
+    sa.Column("email", sa.String(320)),
+    # Why an address must not be used (bad format, hard bounce, ...); NULL means usable.
+    sa.Column("email_invalid", sa.String(80)),
+    sa.Column("phone", sa.String(40)),
+    sa.Column("phone_invalid", sa.String(80)),
+    sa.Column("country", sa.String(2)),
+    sa.Column("locale", sa.String(16)),
+    sa.Column("timezone", sa.String(64)),
+    sa.Column("attributes", Json, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The declared type of every profile attribute ever imported: number, boolean, date, string or list.
+attribute_types = sa.Table(
+    "attribute_types",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("type", sa.String(10), nullable=False),
+)
+
+consents = sa.Table(
+    "consents",
+    metadata,
+    sa.Column("customer_id", sa.String(64), sa.ForeignKey("customers.id"), primary_key=True),
+    sa.Column("channel", sa.String(16), primary_key=True),
+    sa.Column("purpose", sa.String(16), primary_key=True),
+    sa.Column("status", sa.String(10), nullable=False),  # granted | revoked
+    sa.Column("source", sa.String(120), nullable=False),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("delivery_id", sa.BigInteger),
+    sa.Column("campaign_id", sa.String(64)),
+    sa.Column("data", Json),
+    sa.Index("ix_events_customer", "customer_id", "id"),
+    sa.Index("ix_events_delivery", "delivery_id"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    # campaign:occurrence:step:customer:channel
+    sa.Column("idempotency_key", sa.String(400), nullable=False, unique=True),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("occurrence", sa.String(64), nullable=False),
+    sa.Column("step_id", sa.String(64), nullable=False),
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("purpose", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(40)),  # why a row is suppressed
+    sa.Column("detail", sa.Text),
+    sa.Column("address", sa.String(320)),
+    sa.Column("subject", sa.Text),
+    sa.Column("body", sa.Text),
+    sa.Column("html", sa.Text),
+    sa.Column("headers", Json),
+    sa.Column("sms_segments", sa.Integer),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("not_before", UTCDateTime),
+    sa.Column("next_attempt_at", UTCDateTime),
+    sa.Column("enqueued_at", UTCDateTime),
+    sa.Column("claimed_at", UTCDateTime),
+    sa.Column("claim_token", sa.String(36)),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("provider", sa.String(20)),
+    sa.Column("provider_message_id", sa.String(200)),
+    sa.Column("error_code", sa.String(40)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_deliveries_run_step", "campaign_id", "occurrence", "step_id", "customer_id"),
+    sa.Index("ix_deliveries_status", "status", "enqueued_at"),
+    sa.Index("ix_deliveries_customer", "customer_id"),
+    sa.Index("ix_deliveries_provider_id", "provider_message_id"),
+)
+
+campaign_runs = sa.Table(
+    "campaign_runs",
+    metadata,
+    sa.Column("campaign_id", sa.String(64), primary_key=True),
+    sa.Column("occurrence", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # planning | planned
+    sa.Column("source", sa.Text, nullable=False),  # the campaign file as it was when planned
+    sa.Column("source_path", sa.Text),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("planned_at", UTCDateTime),
+)
+
+
+# Each upgrade takes the schema from version N to N+1. A fresh database gets the current tables directly.
+Migration = Callable[[Connection], None]
+MIGRATIONS: list[Migration] = []
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
+
+
+def normalize_url(url: str) -> str:
+    """Let users write `postgresql://...`; we talk to PostgreSQL through psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for the store, with SQLite set up for several threads and processes."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **kwargs)
+        _configure_sqlite(engine)
+    else:
+        engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Take the write lock up front: a deferred transaction that later writes can fail with
+        # "database is locked" without waiting, when another writer got there first.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def migrate(engine: Engine) -> None:
+    """Create the schema, or bring an older one up to date. Safe to call from many processes at once."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(727274)"))
+        meta.create(conn, checkfirst=True)
+        row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
+        if row is None:
+            metadata.create_all(conn)
+            conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            return
+        version = int(row[0])
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database schema version {version} is newer than this program's ({SCHEMA_VERSION}): upgrade outreach"
+            )
+        for step in MIGRATIONS[version - 1 :]:
+            step(conn)
+        if version != SCHEMA_VERSION:
+            conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+
+
+def open_store(url: str) -> Engine:
+    """An engine whose schema is ready to use."""
+    engine = make_engine(url)
+    migrate(engine)
+    return engine
+
+
+def insert_ignoring_duplicates(conn: Connection, table: sa.Table) -> Any:
+    """`INSERT ... ON CONFLICT DO NOTHING` in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()

@@ -1,0 +1,121 @@
+"""Customer fields: the core columns every profile has, and the value types of profile attributes."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+CORE_FIELDS = ("id", "name", "email", "phone", "country", "locale", "timezone")
+CHANNELS = ("sms", "email", "whatsapp", "wechat")
+CONSENT_COLUMNS = {f"consent_{ch}": ch for ch in ("sms", "email", "wechat", "whatsapp")}
+PURPOSES = ("service", "marketing")
+
+AttributeType = Literal["number", "boolean", "date", "string", "list"]
+
+ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+\-]{0,63}$")
+_NUMBER = re.compile(r"^[+-]?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def parse_number(text: str) -> int | float | None:
+    """A number written plainly (no leading zeros: `0123` is an identifier, not a number)."""
+    text = text.strip()
+    if not _NUMBER.match(text):
+        return None
+    value = float(text)
+    if value.is_integer() and "." not in text and "e" not in text.lower():
+        return int(text)
+    return value
+
+
+def parse_boolean(text: str) -> bool | None:
+    lowered = text.strip().lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    return None
+
+
+def parse_date(text: str) -> str | None:
+    """An ISO date (`2026-01-31`) or date-time, normalised so that text order is time order.
+
+    Dates stay `YYYY-MM-DD`; date-times become UTC `YYYY-MM-DDTHH:MM:SSZ` (naive ones are taken as UTC).
+    """
+    text = text.strip()
+    try:
+        if _DATE.match(text):
+            return date.fromisoformat(text).isoformat()
+        if _DATETIME.match(text):
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return None
+    return None
+
+
+def infer_text_type(values: list[str]) -> AttributeType:
+    """The narrowest type every (non-empty) text value fits."""
+    if all(parse_boolean(v) is not None for v in values):
+        return "boolean"
+    if all(parse_number(v) is not None for v in values):
+        return "number"
+    if all(parse_date(v) is not None for v in values):
+        return "date"
+    return "string"
+
+
+def convert_text(text: str, kind: AttributeType) -> tuple[Any, str | None]:
+    """Text from a CSV cell as a value of `kind`, or an error message."""
+    if kind == "string":
+        return text, None
+    if kind == "list":
+        return [part.strip() for part in text.split(";") if part.strip()], None
+    if kind == "boolean":
+        value: Any = parse_boolean(text)
+        return value, None if value is not None else f"{text!r} is not true or false"
+    if kind == "number":
+        value = parse_number(text)
+        return value, None if value is not None else f"{text!r} is not a number"
+    value = parse_date(text)
+    return value, None if value is not None else f"{text!r} is not an ISO date (YYYY-MM-DD)"
+
+
+def json_value_type(value: Any) -> AttributeType | None:
+    """The attribute type of a value from a JSON line, or None when it has none (objects, nested lists)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "date" if parse_date(value) is not None else "string"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "list"
+    return None
+
+
+def convert_json(value: Any, kind: AttributeType) -> tuple[Any, str | None]:
+    """A JSON value as an attribute of `kind`, or an error message."""
+    found = json_value_type(value)
+    if found == kind:
+        return (parse_date(value) if kind == "date" else value), None
+    if kind == "string" and found == "date":
+        return value, None
+    if kind == "list" and isinstance(value, str):
+        return convert_text(value, "list")
+    if found is None:
+        return None, f"{json_type_name(value)} values are not supported as attributes"
+    return None, f"{value!r} is a {found}, but this attribute holds {kind} values"
+
+
+def json_type_name(value: Any) -> str:
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "nested list"
+    return type(value).__name__

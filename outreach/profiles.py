@@ -1,0 +1,149 @@
+"""Customer profiles: reading them, their consents, and the event timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from outreach.db import attribute_types, consents, customers, events, utcnow
+from outreach.fields import AttributeType
+
+ConsentStatus = Literal["granted", "revoked"]
+# A revocation from one of these sources came from the customer (or their carrier on their behalf):
+# a data import cannot undo it, only the customer opting back in can.
+IMPORT_SOURCE_PREFIX = "import"
+
+
+def consent_block_reason(purpose: str, status: str | None) -> str | None:
+    """Why a customer may not be contacted for `purpose` given their consent status; None if they may.
+
+    Marketing needs consent given explicitly (unknown counts as no); service messages go unless the
+    customer revoked them.
+    """
+    if status == "revoked":
+        return "opted_out"
+    if purpose == "marketing" and status != "granted":
+        return "no_consent"
+    return None
+
+
+def event_row(
+    customer_id: str,
+    kind: str,
+    data: Mapping[str, Any] | None = None,
+    *,
+    at: datetime | None = None,
+    delivery_id: int | None = None,
+    campaign_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "customer_id": customer_id,
+        "kind": kind,
+        "at": at or utcnow(),
+        "delivery_id": delivery_id,
+        "campaign_id": campaign_id,
+        "data": dict(data) if data else None,
+    }
+
+
+def add_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        conn.execute(events.insert(), list(rows))
+
+
+def get_customer(conn: Connection, customer_id: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def customer_consents(conn: Connection, customer_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(consents)
+        .where(consents.c.customer_id == customer_id)
+        .order_by(consents.c.channel, consents.c.purpose)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def consent_map(
+    conn: Connection, customer_ids: Iterable[str], channels: Iterable[str], purpose: str
+) -> dict[tuple[str, str], str]:
+    """(customer_id, channel) -> consent status for `purpose`, for many customers in one query."""
+    ids = list(customer_ids)
+    if not ids:
+        return {}
+    rows = conn.execute(
+        sa.select(consents.c.customer_id, consents.c.channel, consents.c.status).where(
+            consents.c.customer_id.in_(ids),
+            consents.c.channel.in_(list(channels)),
+            consents.c.purpose == purpose,
+        )
+    )
+    return {(r.customer_id, r.channel): r.status for r in rows}
+
+
+def set_consent(
+    conn: Connection,
+    customer_id: str,
+    channel: str,
+    purpose: str,
+    status: ConsentStatus,
+    source: str,
+    *,
+    at: datetime | None = None,
+) -> bool:
+    """Record a consent change and its event; returns False when the status was already that."""
+    at = at or utcnow()
+    current = conn.execute(
+        sa.select(consents.c.status).where(
+            consents.c.customer_id == customer_id,
+            consents.c.channel == channel,
+            consents.c.purpose == purpose,
+        )
+    ).scalar()
+    if current == status:
+        return False
+    values = {"status": status, "source": source, "changed_at": at}
+    if current is None:
+        conn.execute(consents.insert().values(customer_id=customer_id, channel=channel, purpose=purpose, **values))
+    else:
+        conn.execute(
+            consents.update()
+            .where(
+                consents.c.customer_id == customer_id,
+                consents.c.channel == channel,
+                consents.c.purpose == purpose,
+            )
+            .values(**values)
+        )
+    add_events(
+        conn,
+        [
+            event_row(
+                customer_id,
+                f"consent.{status}",
+                {"channel": channel, "purpose": purpose, "source": source},
+                at=at,
+            )
+        ],
+    )
+    return True
+
+
+def timeline(conn: Connection, customer_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+    query = sa.select(events).where(events.c.customer_id == customer_id).order_by(events.c.at, events.c.id)
+    if limit:
+        query = query.limit(limit)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def attribute_catalog(conn: Connection) -> dict[str, AttributeType]:
+    return {r.name: r.type for r in conn.execute(sa.select(attribute_types))}
+
+
+def count_customers(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one())

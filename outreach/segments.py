@@ -1,0 +1,373 @@
+"""Segment expressions: a safe subset of Python expressions, checked, then compiled to SQL.
+
+    status == 'active' and age >= 18 and 'savings' in products and city in ('Shanghai', 'Beijing')
+
+Nothing of an expression is ever evaluated in Python: it is parsed with `ast`, every node is checked
+against a short list of allowed forms, and the result is a SQLAlchemy clause that runs the same on SQLite
+and PostgreSQL.
+
+Semantics, the same on both databases: a comparison is true only when the field has a value of the
+compared type and the comparison holds; otherwise it is false (never NULL), so `not` and `!=` behave as a
+marketer reads them: `not (age >= 18)` includes customers without an age, `city != 'Beijing'` does not
+include customers without a city. Text compares by code point. Dates are ISO text (`YYYY-MM-DD`, or UTC
+`YYYY-MM-DDTHH:MM:SSZ`), so they compare in time order; `days_ago(N)` is the UTC date N days before today.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.elements import ColumnElement
+
+from outreach.db import customers
+from outreach.fields import CORE_FIELDS, AttributeType, parse_date
+
+EVERYONE = "everyone"
+_CORE_TYPES: dict[str, AttributeType] = dict.fromkeys(CORE_FIELDS, "string")
+_ORDERING = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+_OPS: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
+    ast.Eq: lambda a, b: a == b,
+    ast.NotEq: lambda a, b: a != b,
+    ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b,
+    ast.Gt: lambda a, b: a > b,
+    ast.GtE: lambda a, b: a >= b,
+}
+_FLIPPED: dict[type[ast.cmpop], type[ast.cmpop]] = {
+    ast.Lt: ast.Gt,
+    ast.LtE: ast.GtE,
+    ast.Gt: ast.Lt,
+    ast.GtE: ast.LtE,
+    ast.Eq: ast.Eq,
+    ast.NotEq: ast.NotEq,
+}
+
+
+class SegmentError(Exception):
+    """A segment expression that cannot be used; `col` is 1-based within the expression."""
+
+    def __init__(self, message: str, col: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.col = col
+
+
+@dataclass(frozen=True)
+class _Value:
+    """A literal on the other side of a comparison, with its segment type."""
+
+    value: Any
+    kind: AttributeType | None  # None for the None literal
+
+
+def parse_segment(text: str) -> ast.expr:
+    """Parse and check the form of an expression (no field types yet)."""
+    try:
+        tree = ast.parse(text.strip() or "True", mode="eval")
+    except SyntaxError as exc:
+        col = (exc.offset or 1) - (len(text) - len(text.lstrip()))
+        raise SegmentError(f"segment does not parse: {exc.msg}", max(col, 1)) from None
+    _check_form(tree.body)
+    return tree.body
+
+
+def names_in(tree: ast.expr) -> set[str]:
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+def _check_form(node: ast.AST) -> None:
+    if isinstance(node, ast.BoolOp):
+        for value in node.values:
+            _check_form(value)
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        _check_form(node.operand)
+    elif isinstance(node, ast.Compare):
+        for part in [node.left, *node.comparators]:
+            _check_operand(part)
+    elif isinstance(node, ast.Name):
+        return
+    elif isinstance(node, ast.Call):
+        raise SegmentError("the only function a segment may call is days_ago(N), in a comparison", _col(node))
+    elif isinstance(node, ast.Constant):
+        if not isinstance(node.value, bool):
+            raise SegmentError("a segment must be a condition, not a lone value", _col(node))
+    else:
+        raise SegmentError(f"{_describe(node)} is not allowed in a segment", _col(node))
+
+
+def _check_operand(node: ast.AST) -> None:
+    if isinstance(node, ast.Name):
+        return
+    if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, str | int | float | bool)):
+        return
+    if isinstance(node, ast.Tuple | ast.List):
+        for element in node.elts:
+            if not (isinstance(element, ast.Constant) and isinstance(element.value, str | int | float | bool)):
+                raise SegmentError("a list in a segment holds only literal values", _col(element))
+        return
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+        return
+    if isinstance(node, ast.Call):
+        if not (isinstance(node.func, ast.Name) and node.func.id == "days_ago"):
+            raise SegmentError("the only function a segment may call is days_ago(N)", _col(node))
+        arg = node.args[0] if len(node.args) == 1 and not node.keywords else None
+        if not (isinstance(arg, ast.Constant) and isinstance(arg.value, int) and not isinstance(arg.value, bool)):
+            raise SegmentError("days_ago takes one whole number of days, like days_ago(30)", _col(node))
+        if arg.value < 0:
+            raise SegmentError("days_ago needs zero or more days", _col(node))
+        return
+    raise SegmentError(f"{_describe(node)} is not allowed in a segment", _col(node))
+
+
+def _describe(node: ast.AST) -> str:
+    names = {
+        ast.Attribute: "attribute access (a.b)",
+        ast.Subscript: "indexing (a[b])",
+        ast.Call: "a function call",
+        ast.Lambda: "lambda",
+        ast.BinOp: "arithmetic",
+        ast.IfExp: "a conditional expression",
+        ast.NamedExpr: "assignment (:=)",
+    }
+    for kind, text in names.items():
+        if isinstance(node, kind):
+            return text
+    return type(node).__name__
+
+
+def _col(node: ast.AST) -> int:
+    return getattr(node, "col_offset", 0) + 1
+
+
+class SegmentCompiler:
+    """Turns a checked expression into a SQL clause for one dialect, given the attribute types."""
+
+    def __init__(self, catalog: dict[str, AttributeType], dialect: str, today: date, *, strict: bool = True) -> None:
+        self.catalog = catalog
+        self.dialect = dialect
+        self.today = today
+        # Without strictness (an empty store), unknown names are simply never matched.
+        self.strict = strict
+
+    def compile(self, tree: ast.expr) -> ColumnElement[bool]:
+        return self._condition(tree)
+
+    def field_type(self, name: str, node: ast.AST) -> AttributeType | None:
+        if name in _CORE_TYPES:
+            return _CORE_TYPES[name]
+        if name in self.catalog:
+            return self.catalog[name]
+        if name == "days_ago":
+            raise SegmentError("days_ago is a function: call it as days_ago(N)", _col(node))
+        if self.strict:
+            raise SegmentError(f"no customer has a field or attribute named {name!r}", _col(node))
+        return None
+
+    def _condition(self, node: ast.AST) -> ColumnElement[bool]:
+        if isinstance(node, ast.BoolOp):
+            parts = [self._condition(v) for v in node.values]
+            return sa.and_(*parts) if isinstance(node.op, ast.And) else sa.or_(*parts)
+        if isinstance(node, ast.UnaryOp):
+            return sa.not_(self._condition(node.operand))
+        if isinstance(node, ast.Constant):
+            return sa.true() if node.value else sa.false()
+        if isinstance(node, ast.Name):
+            kind = self.field_type(node.id, node)
+            if kind is None:
+                return sa.false()
+            if kind == "list":
+                raise SegmentError(f"{node.id!r} is a list: test membership as 'value' in {node.id}", _col(node))
+            if kind != "boolean":
+                raise SegmentError(
+                    f"{node.id!r} is a {kind} field: compare it (like {node.id} == ...) to use it as a condition",
+                    _col(node),
+                )
+            return self._compare(node.id, kind, ast.Eq(), _Value(True, "boolean"), node)
+        assert isinstance(node, ast.Compare)
+        parts = []
+        left = node.left
+        for op, right in zip(node.ops, node.comparators, strict=True):
+            parts.append(self._pair(left, op, right))
+            left = right
+        return sa.and_(*parts) if len(parts) > 1 else parts[0]
+
+    def _pair(self, left: ast.expr, op: ast.cmpop, right: ast.expr) -> ColumnElement[bool]:
+        if isinstance(op, ast.In | ast.NotIn):
+            return self._membership(left, op, right)
+        if isinstance(left, ast.Name) and not isinstance(right, ast.Name):
+            name, value_node = left, right
+        elif isinstance(right, ast.Name) and not isinstance(left, ast.Name):
+            if isinstance(op, ast.Is | ast.IsNot):
+                raise SegmentError("write `field is None`, with the field first", _col(left))
+            name, value_node, op = right, left, _FLIPPED[type(op)]()
+        elif isinstance(left, ast.Name):
+            raise SegmentError("compare a field with a value, not with another field", _col(right))
+        else:
+            raise SegmentError("a comparison needs a field on one side", _col(left))
+        kind = self.field_type(name.id, name)
+        value = self._literal(value_node)
+        if isinstance(op, ast.Is | ast.IsNot):
+            if value.kind is not None:
+                raise SegmentError("`is` only compares with None; use == for values", _col(value_node))
+            present = self._present(name.id, kind)
+            return sa.not_(present) if isinstance(op, ast.Is) else present
+        if value.kind is None:
+            raise SegmentError("compare with None using `is None` or `is not None`", _col(value_node))
+        if kind is None:
+            return sa.false()
+        value = self._fit(name.id, kind, value, value_node, op)
+        return self._compare(name.id, kind, op, value, name)
+
+    def _membership(self, left: ast.expr, op: ast.cmpop, right: ast.expr) -> ColumnElement[bool]:
+        negate = isinstance(op, ast.NotIn)
+        if isinstance(left, ast.Name) and isinstance(right, ast.Tuple | ast.List):
+            kind = self.field_type(left.id, left)
+            if kind is None:
+                return sa.false()
+            values = [self._fit(left.id, kind, self._literal(e), e, ast.Eq()) for e in right.elts]
+            if kind == "list":
+                raise SegmentError(f"{left.id!r} is a list: test membership as 'value' in {left.id}", _col(left))
+            if not values:
+                return sa.false()
+            clause = sa.or_(*[self._compare(left.id, kind, ast.Eq(), v, left) for v in values])
+            # `not in` is a comparison too: false when the field has no value.
+            return sa.and_(self._present_typed(left.id, kind), sa.not_(clause)) if negate else clause
+        if isinstance(right, ast.Name) and not isinstance(left, ast.Name | ast.Tuple | ast.List):
+            kind = self.field_type(right.id, right)
+            if kind is None:
+                return sa.false()
+            if kind != "list":
+                raise SegmentError(
+                    f"{right.id!r} is a {kind} field, not a list: write {right.id} in ('a', 'b')", _col(right)
+                )
+            value = self._literal(left)
+            if value.kind not in ("string", "date"):
+                raise SegmentError("list attributes hold text: test for a text value", _col(left))
+            contains = self._list_contains(right.id, str(value.value))
+            present = self._present_typed(right.id, "list")
+            return sa.and_(present, sa.not_(contains)) if negate else contains
+        raise SegmentError("use `field in ('a', 'b')` or `'a' in list_field`", _col(left))
+
+    def _literal(self, node: ast.expr) -> _Value:
+        if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
+            inner = node.operand.value
+            if isinstance(inner, bool) or not isinstance(inner, int | float):
+                raise SegmentError("only numbers can be negative", _col(node))
+            return _Value(-inner, "number")
+        if isinstance(node, ast.Call):
+            days = node.args[0]
+            assert isinstance(days, ast.Constant) and isinstance(days.value, int)
+            return _Value((self.today - timedelta(days=days.value)).isoformat(), "date")
+        if isinstance(node, ast.Constant):
+            v = node.value
+            if v is None:
+                return _Value(None, None)
+            if isinstance(v, bool):
+                return _Value(v, "boolean")
+            if isinstance(v, int | float):
+                return _Value(v, "number")
+            return _Value(v, "string")
+        raise SegmentError(f"{_describe(node)} is not a value", _col(node))
+
+    def _fit(self, name: str, kind: AttributeType, value: _Value, node: ast.expr, op: ast.cmpop) -> _Value:
+        """Check a literal against the field's type; date fields take ISO text or days_ago()."""
+        if kind == "date" and value.kind == "string":
+            normalised = parse_date(str(value.value))
+            if normalised is None:
+                raise SegmentError(f"{name!r} holds dates: compare it with 'YYYY-MM-DD' or days_ago(N)", _col(node))
+            return _Value(normalised, "date")
+        if kind == "string" and value.kind == "date":
+            return _Value(value.value, "string")
+        if kind == "list":
+            raise SegmentError(f"{name!r} is a list: test membership as 'value' in {name}", _col(node))
+        if value.kind != kind:
+            raise SegmentError(f"{name!r} holds {kind} values; it cannot be compared with {value.value!r}", _col(node))
+        if kind == "boolean" and isinstance(op, _ORDERING):
+            raise SegmentError(f"{name!r} is true or false: compare it with == or !=", _col(node))
+        return value
+
+    # -- SQL for one dialect -------------------------------------------------------------------------
+
+    def _typed(self, name: str, kind: AttributeType) -> ColumnElement[Any]:
+        """The field as a SQL value of `kind`, NULL when absent or of another type."""
+        if name in _CORE_TYPES:
+            return customers.c[name]
+        attrs = customers.c.attributes
+        if self.dialect == "postgresql":
+            raw = attrs.op("->")(sa.literal(name))
+            text = attrs.op("->>")(sa.literal(name))
+            json_kind = {"number": "number", "boolean": "boolean", "list": "array"}.get(kind, "string")
+            guard = sa.func.jsonb_typeof(raw) == json_kind
+            cast: ColumnElement[Any] = {
+                "number": sa.cast(text, sa.Numeric),
+                "boolean": sa.cast(text, sa.Boolean),
+                "list": raw,
+            }.get(kind, text)
+            return sa.case((guard, cast), else_=sa.null())
+        path = '$."' + name + '"'
+        sqlite_kinds = {"number": ("integer", "real"), "boolean": ("true", "false"), "list": ("array",)}
+        guard = sa.func.json_type(attrs, path).in_(sqlite_kinds.get(kind, ("text",)))
+        return sa.case((guard, sa.func.json_extract(attrs, path)), else_=sa.null())
+
+    def _bind(self, value: _Value) -> Any:
+        if value.kind == "number" and self.dialect == "postgresql":
+            return sa.literal(Decimal(repr(value.value)), sa.Numeric)
+        if value.kind == "boolean":
+            if self.dialect == "postgresql":
+                return sa.literal(bool(value.value), sa.Boolean)
+            return sa.literal(1 if value.value else 0, sa.Integer)
+        return sa.literal(value.value)
+
+    def _compare(
+        self, name: str, kind: AttributeType, op: ast.cmpop, value: _Value, node: ast.AST
+    ) -> ColumnElement[bool]:
+        field = self._typed(name, kind)
+        if self.dialect == "postgresql" and kind in ("string", "date") and isinstance(op, _ORDERING):
+            field = field.collate("C")
+        clause = _OPS[type(op)](field, self._bind(value))
+        return sa.func.coalesce(clause, sa.false(), type_=sa.Boolean)
+
+    def _present(self, name: str, kind: AttributeType | None) -> ColumnElement[bool]:
+        if name in _CORE_TYPES:
+            return customers.c[name].is_not(None)
+        if kind is None:
+            return sa.false()
+        return self._present_typed(name, kind)
+
+    def _present_typed(self, name: str, kind: AttributeType) -> ColumnElement[bool]:
+        return self._typed(name, kind).is_not(None)
+
+    def _list_contains(self, name: str, value: str) -> ColumnElement[bool]:
+        attrs = customers.c.attributes
+        if self.dialect == "postgresql":
+            return sa.func.coalesce(
+                attrs.op("->")(sa.literal(name)).op("@>")(sa.cast(sa.literal(json.dumps([value])), JSONB)),
+                sa.false(),
+            )
+        path = '$."' + name + '"'
+        each = sa.func.json_each(attrs, path).table_valued("value", "type")
+        return sa.exists(
+            sa.select(sa.literal(1)).select_from(each).where(each.c.type == "text", each.c.value == value)
+        ).where(sa.func.json_type(attrs, path) == "array")
+
+
+def compile_segment(text: str, catalog: dict[str, AttributeType], dialect: str, today: date) -> ColumnElement[bool]:
+    """The SQL clause for a segment; unknown names are errors once any customer attribute is known."""
+    tree = parse_segment(text)
+    return SegmentCompiler(catalog, dialect, today, strict=bool(catalog)).compile(tree)
+
+
+def check_segment(text: str, catalog: dict[str, AttributeType] | None) -> None:
+    """Raise SegmentError for anything wrong with `text`; field names and types are checked when a catalog
+    of known attributes is given."""
+    tree = parse_segment(text)
+    if catalog is not None:
+        SegmentCompiler(catalog, "sqlite", date.today(), strict=True).compile(tree)

@@ -1,0 +1,111 @@
+"""Fixtures: the store on SQLite and PostgreSQL, a Redis for the broker, a real SMTP server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from outreach.config import Settings
+from outreach.db import make_engine, open_store
+from tests.services import free_port, postgres_database, redis_server, unavailable
+from tests.smtp_server import SmtpServer
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str | None]:
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_base_url() -> Iterator[str | None]:
+    with redis_server() as url:
+        yield url
+
+
+def _reset_postgres(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | None) -> str:
+    """An empty store, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'outreach.db'}"
+    if postgres_url is None:
+        unavailable("PostgreSQL", "no server at the test URL")
+    assert postgres_url is not None
+    _reset_postgres(postgres_url)
+    return postgres_url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'outreach.db'}"
+
+
+@pytest.fixture
+def redis_url(redis_base_url: str | None) -> Iterator[str]:
+    """Redis for one test; the broker namespace keeps its keys apart and they are removed afterwards."""
+    if redis_base_url is None:
+        unavailable("Redis", "no server and no redis-server binary")
+    assert redis_base_url is not None
+    yield redis_base_url
+
+
+@pytest.fixture
+def broker_namespace(redis_url: str) -> Iterator[str]:
+    import redis
+
+    namespace = f"outreach-test-{uuid.uuid4().hex[:10]}"
+    yield namespace
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{namespace}*"))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for a test: everything local to its temporary folder unless overridden."""
+
+    def build(database_url: str, **overrides: Any) -> Settings:
+        base = Settings(
+            database_url=database_url,
+            broker_url="stub://",
+            templates_dir=tmp_path / "templates",
+            campaigns_dir=tmp_path / "campaigns",
+            outbox_dir=tmp_path / "outbox",
+            secret_key="test-secret-key",
+            retry_backoff=0.05,
+            retry_backoff_max=0.2,
+        )
+        return replace(base, **overrides)
+
+    return build
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    engine = open_store(store_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer(free_port())
+    server.start()
+    yield server
+    server.stop()
