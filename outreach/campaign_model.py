@@ -18,6 +18,9 @@ TemplateName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$
 ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 
+SCHEDULE_OR_TRIGGER = "a campaign runs on a `schedule` or on a `trigger`, not both"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -63,8 +66,10 @@ class Step(_Model):
 
     @model_validator(mode="after")
     def _content_or_template(self) -> Step:
-        if (self.content is None) == (self.template is None):
-            raise ValueError("a step needs either `content` (inline templates) or `template` (files), not both")
+        if self.content is not None and self.template is not None:
+            raise ValueError("a step has either `content` (inline templates) or `template` (files), not both")
+        if self.content is None and self.template is None:
+            raise ValueError("a step needs `content` (inline templates) or `template` (files)")
         if self.fallback is not None and self.fallback == self.channel:
             raise ValueError("`fallback` must be a different channel from `channel`")
         return self
@@ -139,7 +144,7 @@ class Campaign(_Model):
     @model_validator(mode="after")
     def _schedule_or_trigger(self) -> Campaign:
         if self.schedule is not None and self.trigger is not None:
-            raise ValueError("a campaign runs on a `schedule` or on a `trigger`, not both")
+            raise ValueError(SCHEDULE_OR_TRIGGER)
         return self
 
     @property

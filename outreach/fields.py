@@ -10,6 +10,8 @@ CORE_FIELDS = ("id", "name", "email", "phone", "country", "locale", "timezone")
 CHANNELS = ("sms", "email", "whatsapp", "wechat")
 CONSENT_COLUMNS = {f"consent_{ch}": ch for ch in ("sms", "email", "wechat", "whatsapp")}
 PURPOSES = ("service", "marketing")
+# Where each channel's address lives on a profile, and the column that marks it unusable (and why).
+ADDRESS_FIELDS = {"sms": ("phone", "phone_invalid"), "email": ("email", "email_invalid")}
 
 AttributeType = Literal["number", "boolean", "date", "string", "list"]
 

@@ -7,6 +7,7 @@ with `missing_data`) rather than a blank. HTML bodies escape values; text bodies
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,25 +51,47 @@ class MissingData(RenderError):
 
 
 def check_template(source: TemplateText, known_names: Iterable[str] | None) -> list[Problem]:
-    """Problems with a template: syntax, reaching for `_private` attributes, names no customer has."""
+    """Problems with a template: syntax, unknown filters, reaching for `_private` attributes, including other
+    templates, and (given `known_names`) names no customer has.
+
+    `source.locate(line)` gives the file position of the start of a template line. A source may also offer
+    `locate_column(line, col)`, the file position of any character; then names are located exactly.
+    """
     env = HTML_ENV if source.html else TEXT_ENV
     try:
         tree = env.parse(source.text)
+        env.compile(tree)  # unknown filters and tests are only found when compiling
     except TemplateSyntaxError as exc:
         line, col = source.locate(exc.lineno or 1)
-        return [Problem(source.path, line, col, f"template does not parse: {exc.message}")]
-    problems = []
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
+        return [Problem(source.path, line, col, f"template does not parse: {exc.message or 'syntax error'}")]
+    problems: list[Problem] = []
+    taken: dict[tuple[int, str], int] = {}
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name, nodes.Filter)):
         name = _private_name(node)
         if name is not None:
-            line, col = source.locate(node.lineno)
+            key = (int(node.lineno), name)
+            nth = taken.get(key, 0)
+            taken[key] = nth + 1
+            line, col = _position(source, int(node.lineno), _name_column(source.text, int(node.lineno), name, nth))
             problems.append(Problem(source.path, line, col, f"templates may not use names starting with _ ({name!r})"))
+    for statement in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        line, col = source.locate(int(statement.lineno))
+        problems.append(Problem(source.path, line, col, "templates cannot include, import or extend other templates"))
     if known_names is not None and not problems:
         allowed = set(known_names) | CONTEXT_NAMES
         for name in sorted(meta.find_undeclared_variables(tree) - allowed):
-            line, col = source.locate(_first_use(tree, name))
+            lineno, column = _first_use(tree, source.text, name)
+            line, col = _position(source, lineno, column)
             problems.append(Problem(source.path, line, col, f"no customer has a field or attribute named {name!r}"))
-    return problems
+    return sorted(set(problems), key=lambda p: (p.line or 0, p.col or 0, p.message))
+
+
+def _position(source: TemplateText, line: int, column: int | None) -> tuple[int, int | None]:
+    locate_column = getattr(source, "locate_column", None)
+    if column is not None and callable(locate_column):
+        found: tuple[int, int | None] = locate_column(line, column)
+        return found
+    return source.locate(line)
 
 
 def _private_name(node: nodes.Node) -> str | None:
@@ -78,14 +101,45 @@ def _private_name(node: nodes.Node) -> str | None:
         return str(node.arg.value)
     if isinstance(node, nodes.Name) and node.name.startswith("_"):
         return node.name
+    if isinstance(node, nodes.Filter) and node.name == "attr" and node.args:
+        arg = node.args[0]
+        if isinstance(arg, nodes.Const) and str(arg.value).startswith("_"):
+            return str(arg.value)
     return None
 
 
-def _first_use(tree: nodes.Template, name: str) -> int:
+_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+
+
+def _name_column(text: str, lineno: int, name: str, nth: int = 0, *, variable: bool = False) -> int | None:
+    """1-based column, within template line `lineno`, of the `nth` use of `name` inside a {{ }} or {% %} tag
+    (as a variable: not after a dot or a quote), or None when it cannot be found."""
+    line_start = 0
+    for _ in range(lineno - 1):
+        line_start = text.find("\n", line_start) + 1
+        if line_start == 0:
+            return None
+    line_end = text.find("\n", line_start)
+    line_end = len(text) if line_end < 0 else line_end
+    before = r"(?<![\w.'\"])" if variable else r"(?<!\w)"
+    pattern = re.compile(before + re.escape(name) + r"(?!\w)")
+    found = [
+        m.start()
+        for tag in _TAG.finditer(text)
+        for m in pattern.finditer(text, tag.start(), tag.end())
+        if line_start <= m.start() < line_end
+    ]
+    if not found:
+        return None
+    return found[min(nth, len(found) - 1)] - line_start + 1
+
+
+def _first_use(tree: nodes.Template, text: str, name: str) -> tuple[int, int | None]:
     for node in tree.find_all(nodes.Name):
         if node.name == name:
-            return int(node.lineno)
-    return 1
+            lineno = int(node.lineno)
+            return lineno, _name_column(text, lineno, name, variable=True)
+    return 1, None
 
 
 def compile_template(source: TemplateText) -> Template:

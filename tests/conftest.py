@@ -109,3 +109,41 @@ def smtp_server() -> Iterator[SmtpServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def twilio_server() -> Iterator[Any]:
+    from tests.twilio_server import TwilioServer
+
+    with TwilioServer() as server:
+        yield server
+
+
+@pytest.fixture
+def pipeline(
+    store_url: str,
+    make_settings: Callable[..., Settings],
+    smtp_server: SmtpServer,
+    twilio_server: Any,
+    tmp_path: Path,
+) -> Iterator[Any]:
+    """The engine wired to a real SMTP server and the Twilio-like server, in-process broker, on both stores."""
+    from tests.pipeline import Pipeline
+    from workers.broker import setup
+
+    settings = make_settings(
+        store_url,
+        smtp_url=smtp_server.url,
+        twilio_account_sid=twilio_server.account_sid,
+        twilio_auth_token=twilio_server.auth_token,
+        twilio_api_base=twilio_server.base_url,
+        sms_from="+15005550006",
+        list_columns=("products",),
+    )
+    engine = open_store(store_url)
+    handle = setup(settings, engine)
+    folder = tmp_path / "work"
+    folder.mkdir()
+    yield Pipeline(settings, engine, handle, folder)
+    handle.close()
+    engine.dispose()

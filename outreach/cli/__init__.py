@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from outreach.cli import customers
+from outreach.cli import campaigns, customers, operations
 
 app = typer.Typer(
     help="Omnichannel outreach: campaigns in YAML, a delivery ledger, SMS and email through workers.",
@@ -12,6 +12,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(customers.app, name="customers")
+app.add_typer(campaigns.app, name="campaigns")
+app.command()(operations.worker)
+app.command()(operations.report)
+app.command()(operations.demo)
 
 
 def main() -> None:

@@ -64,3 +64,25 @@ def _default(value: Any) -> Any:
 def print_json(data: Any) -> None:
     """One JSON document on stdout and nothing else."""
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=_default) + "\n")
+
+
+def existing_catalog(cfg: Settings) -> dict[str, Any] | None:
+    """Known attribute types when a store already exists; None (names unchecked) when there is none yet."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    from outreach.db import normalize_url
+    from outreach.profiles import attribute_catalog
+
+    url = make_url(normalize_url(cfg.database_url))
+    if url.get_backend_name() == "sqlite" and (not url.database or not Path(url.database).exists()):
+        return None
+    try:
+        engine = open_store(cfg.database_url)
+    except Exception:
+        return None
+    with engine.connect() as conn:
+        catalog = attribute_catalog(conn)
+    engine.dispose()
+    return dict(catalog)

@@ -81,7 +81,9 @@ def _print_profile(customer: dict[str, Any], consents: list[dict[str, Any]], tim
         console.print(f"  {key:9} {value}", highlight=False)
     table = Table("channel", "purpose", "status", "source", "since", title="consents", title_justify="left")
     for c in consents:
-        table.add_row(c["channel"], c["purpose"], c["status"], c["source"], c["changed_at"].isoformat(timespec="seconds"))
+        table.add_row(
+            c["channel"], c["purpose"], c["status"], c["source"], c["changed_at"].isoformat(timespec="seconds")
+        )
     console.print(table)
     events = Table("at", "event", "campaign", "delivery", "details", title="timeline", title_justify="left")
     for e in timeline:

@@ -1,0 +1,143 @@
+"""SMS through Twilio's Messages API, with the `twilio` package's async client.
+
+Twilio's errors are mapped to send results here and nowhere else:
+
+* address unusable (21211 invalid 'To', 21614 not a mobile number) -> permanent, `address_invalid`
+* 21610 recipient replied STOP -> permanent, `recipient_opted_out`
+* HTTP 429 / 20429, queue full (21611, 30001), any 5xx, timeouts, refused or dropped connections -> transient
+* any other 4xx (wrong credentials 20003, 21408 region not enabled, 21612 To/From combination, ...) -> permanent
+
+A timeout after the request went out is the `unknown` state: Twilio may have created the message (there is no
+idempotency key). It is reported as transient with a text that says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from outreach.channels.base import OutgoingMessage, SendResult
+from outreach.config import Settings, mask_secrets
+from outreach.errors import InputError, Problem
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_BASE = "https://api.twilio.com"
+STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
+
+# The 'To' address itself cannot receive SMS: mark it invalid on the profile.
+ADDRESS_INVALID_CODES = frozenset({21211, 21614})
+# The recipient replied STOP to this sender: their SMS consent is gone (until they send START).
+OPTED_OUT_CODES = frozenset({21610})
+# Rate limits and full queues: the same request can succeed later.
+TRANSIENT_CODES = frozenset({20429, 21611, 30001})
+
+
+class TwilioSmsProvider:
+    """Sends SMS through Twilio, up to `send_concurrency` requests in flight; one aiohttp session per batch."""
+
+    name = "twilio"
+
+    def __init__(self, settings: Settings) -> None:
+        problems = [
+            Problem(env, None, None, "not set: needed to send SMS through Twilio")
+            for env, value in (
+                ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
+                ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
+                ("OUTREACH_SMS_FROM", settings.sms_from),
+            )
+            if not value
+        ]
+        if problems:
+            raise InputError(problems)
+        assert settings.twilio_account_sid and settings.twilio_auth_token and settings.sms_from
+        self._settings = settings
+        self._account_sid: str = settings.twilio_account_sid
+        self._auth_token: str = settings.twilio_auth_token
+        self._api_base = settings.twilio_api_base.rstrip("/")
+        self._timeout = settings.twilio_timeout
+        self._concurrency = max(1, settings.send_concurrency)
+        self._status_callback = settings.public_url.rstrip("/") + STATUS_CALLBACK_PATH
+        sender = settings.sms_from
+        self._sender: dict[str, str] = (
+            {"messaging_service_sid": sender} if sender.startswith("MG") else {"from_": sender}
+        )
+
+    async def send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        if not messages:
+            return []
+        http_client = AsyncTwilioHttpClient(timeout=self._timeout)
+        try:
+            client = self._client(http_client)
+            semaphore = asyncio.Semaphore(self._concurrency)
+
+            async def send_one(message: OutgoingMessage) -> SendResult:
+                async with semaphore:
+                    return await self._send(client, message)
+
+            return list(await asyncio.gather(*(send_one(m) for m in messages)))
+        finally:
+            await http_client.close()
+
+    def _client(self, http_client: AsyncTwilioHttpClient) -> Any:
+        client = Client(self._account_sid, self._auth_token, http_client=http_client)
+        client.api.base_url = self._api_base
+        if self._api_base != DEFAULT_API_BASE:
+            # TWILIO_EDGE / TWILIO_REGION in the environment would rewrite the host of a non-Twilio base URL.
+            client.edge = None
+            client.region = None
+        return client
+
+    async def _send(self, client: Any, message: OutgoingMessage) -> SendResult:
+        try:
+            # AsyncTwilioHttpClient does not apply its own `timeout` to requests (twilio 9.13 passes None to
+            # aiohttp, which means no limit), so the limit is enforced here.
+            async with asyncio.timeout(self._timeout):
+                created = await client.messages.create_async(
+                    to=message.to,
+                    body=message.body,
+                    status_callback=self._status_callback,
+                    **self._sender,
+                )
+        except (TwilioRestException, TwilioServiceException) as exc:
+            return self._api_error(message, exc)
+        except TimeoutError:
+            return SendResult.transient(
+                message, f"no answer from Twilio within {self._timeout:g}s (the message may have been sent)"
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            return SendResult.transient(message, self._mask(f"cannot reach Twilio: {type(exc).__name__}: {exc}"))
+        except Exception as exc:  # never let one message lose the results of the whole batch
+            log.exception("unexpected error sending delivery %s through Twilio", message.delivery_id)
+            return SendResult.transient(message, self._mask(f"unexpected error: {type(exc).__name__}: {exc}"))
+        sid = getattr(created, "sid", None)
+        return SendResult.sent(message, str(sid) if sid else None)
+
+    def _api_error(self, message: OutgoingMessage, exc: TwilioRestException | TwilioServiceException) -> SendResult:
+        status = int(exc.status)
+        code = int(exc.code) if exc.code is not None else None
+        # str(TwilioRestException) adds terminal colours when stderr is a TTY: build the text from its fields.
+        detail = exc.msg if isinstance(exc, TwilioRestException) else (exc.detail or exc.title)
+        text = self._mask(f"Twilio HTTP {status}" + (f" error {code}" if code is not None else "") + f": {detail}")
+        code_text = str(code) if code is not None else None
+        if code in OPTED_OUT_CODES:
+            return SendResult.permanent(message, text, code_text, recipient_opted_out=True)
+        if code in ADDRESS_INVALID_CODES:
+            return SendResult.permanent(message, text, code_text, address_invalid=True)
+        if status == 429 or status >= 500 or code in TRANSIENT_CODES:
+            return SendResult.transient(message, text, code_text)
+        return SendResult.permanent(message, text, code_text)
+
+    def _mask(self, text: str) -> str:
+        return mask_secrets(text, self._settings)
+
+
+def make_twilio_provider(settings: Settings) -> TwilioSmsProvider:
+    return TwilioSmsProvider(settings)

@@ -1,0 +1,88 @@
+"""`outreach demo`: the sample customers and the example campaigns, end to end, on the embedded default.
+
+Everything lives in `.demo/` (SQLite store, file outbox), which the demo recreates each time; campaigns
+and templates are the ones in `campaigns/` and `templates/`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+
+from outreach.campaigns import find_campaign_files, load_campaigns
+from outreach.config import Settings
+from outreach.db import open_store
+from outreach.importer import import_customers
+from outreach.planner import plan_campaign
+from outreach.profiles import attribute_catalog
+from outreach.reports import campaign_report
+
+DEMO_DIR = Path(".demo")
+
+
+def demo_settings(base: Settings, folder: Path = DEMO_DIR) -> Settings:
+    """The user's settings, but with a private store and outbox, the in-process broker and no real providers."""
+    return replace(
+        base,
+        database_url=f"sqlite:///{folder / 'outreach.db'}",
+        broker_url="stub://",
+        outbox_dir=folder / "outbox",
+        smtp_url=None,
+        twilio_account_sid=None,
+        twilio_auth_token=None,
+        secret_key=base.secret_key or "demo-only-secret-key",
+        list_columns=tuple(sorted({*base.list_columns, "products"})),
+    )
+
+
+def run_demo(base: Settings, console: Console, folder: Path = DEMO_DIR) -> list[dict[str, object]]:
+    """Import the sample customers, run every example campaign that runs on demand, return their reports."""
+    from rich.progress import Progress
+
+    from workers.broker import setup
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    cfg = demo_settings(base, folder)
+    engine = open_store(cfg.database_url)
+    sample = resources.files("outreach") / "demo_data" / "customers.csv"
+    with resources.as_file(sample) as path:
+        summary = import_customers(engine, path, cfg, allow_invalid_contacts=True)
+    console.print(
+        f"imported {summary.rows} sample customers ({len(summary.invalid_contacts)} invalid phones/emails kept, "
+        "marked invalid)",
+        highlight=False,
+    )
+    with engine.connect() as conn:
+        catalog = attribute_catalog(conn)
+    files = find_campaign_files([cfg.campaigns_dir])
+    campaigns = [c for c in load_campaigns(files, cfg, catalog) if c.campaign.trigger is None]
+    console.print(f"validated {len(files)} campaign files in {cfg.campaigns_dir}/", highlight=False)
+    handle = setup(cfg, engine)
+    reports = []
+    try:
+        with Progress(console=console) as bar:
+            for loaded in campaigns:
+                task = bar.add_task(f"{loaded.id}: planning", total=None)
+
+                def advance(done: int, total: int, task: int = task) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                plan_campaign(engine, loaded, cfg, "demo", dry_run=False, transport=handle.transport, progress=advance)
+                bar.update(task, description=f"{loaded.id}: delivering")
+                handle.drain()
+                bar.update(task, description=f"{loaded.id}: done")
+    finally:
+        handle.close()
+    with engine.connect() as conn:
+        for loaded in campaigns:
+            report = campaign_report(conn, loaded.id, "demo")
+            if report is not None:
+                reports.append(report)
+    engine.dispose()
+    return reports

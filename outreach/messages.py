@@ -1,0 +1,101 @@
+"""Composing one customer's message for one channel: render the step's templates, then add what the law
+and the mailbox providers require of marketing (opt-out wording on SMS; an unsubscribe link and RFC 8058
+one-click headers on email)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import Template
+from markupsafe import escape
+
+from outreach.campaign_model import Campaign, Step
+from outreach.campaigns import ChannelTemplates
+from outreach.config import Settings
+from outreach.rendering import compile_template, customer_context, render
+from outreach.sms import sms_size
+from outreach.unsubscribe import make_token, unsubscribe_url
+
+SMS_LIKE = ("sms", "whatsapp", "wechat")
+
+
+@dataclass(frozen=True)
+class Composed:
+    channel: str
+    body: str
+    subject: str | None = None
+    html: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    sms_segments: int | None = None
+
+
+def by_locale(texts: Mapping[str, str], locale: str | None) -> str:
+    """The text for a locale: exact tag, then its language, then "default"."""
+    if locale:
+        if locale in texts:
+            return texts[locale]
+        language = locale.split("-")[0].lower()
+        if language in texts:
+            return texts[language]
+    return texts.get("default") or next(iter(texts.values()), "")
+
+
+class StepComposer:
+    """A step's templates compiled once for a run; composes each customer's message."""
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        step: Step,
+        templates: Mapping[str, ChannelTemplates],
+        settings: Settings,
+        signing_key: bytes,
+    ) -> None:
+        self.campaign = campaign
+        self.step = step
+        self.settings = settings
+        self.key = signing_key
+        self.compiled: dict[str, dict[str, Template]] = {
+            channel: {part: compile_template(source) for part, source in found.parts.items()}
+            for channel, found in templates.items()
+        }
+        self._campaign_vars = {"id": campaign.id, "name": campaign.name, "purpose": campaign.purpose}
+        self._step_vars = {"id": step.id, "channel": step.channel}
+
+    def compose(self, channel: str, customer: Mapping[str, Any]) -> Composed:
+        """Raises rendering.MissingData / RenderError when this customer's message cannot be made."""
+        parts = self.compiled[channel]
+        marketing = self.campaign.purpose == "marketing"
+        token = make_token(self.key, str(customer["id"]), channel, self.campaign.purpose)
+        link = unsubscribe_url(self.settings.public_url, token)
+        context = customer_context(customer)
+        context.update(campaign=self._campaign_vars, step=self._step_vars, unsubscribe_url=link)
+        locale = customer.get("locale")
+        if channel != "email":
+            body = render(parts["body"], context)
+            if marketing and channel == "sms":
+                body = _with_opt_out(body, by_locale(self.settings.sms_opt_out, locale))
+            return Composed(channel, body, sms_segments=sms_size(body).segments if channel == "sms" else None)
+        subject = " ".join(render(parts["subject"], context).split())
+        text = render(parts["text"], context)
+        html = render(parts["html"], context) if "html" in parts else None
+        headers: dict[str, str] = {}
+        if marketing:
+            footer = by_locale(self.settings.email_unsubscribe, locale).format(url=link)
+            if link not in text:
+                text = f"{text}\n\n-- \n{footer}"
+            if html is not None and link not in html:
+                html = f'{html}\n<p style="font-size:12px;color:#666"><a href="{escape(link)}">{escape(footer)}</a></p>'
+            headers["List-Unsubscribe"] = f"<{link}>"
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        return Composed(channel, text, subject=subject, html=html, headers=headers)
+
+
+def _with_opt_out(body: str, wording: str) -> str:
+    if not wording or wording in body:
+        return body
+    # Chinese punctuation needs no space after it; anything else gets one.
+    separator = "" if body.endswith(("\u3002", "\uff01", "\uff1f", "\uff0c", " ")) else " "
+    return f"{body}{separator}{wording}"

@@ -1,0 +1,349 @@
+"""The planner: who gets which message on which channel, written to the ledger before anything is sent.
+
+For each step that goes now, it streams the segment from SQL in chunks of customers (never the whole
+audience in memory), skips customers this occurrence already planned, decides reachability (address,
+consent for the purpose, fallback channel), renders, and inserts the chunk's ledger rows in one transaction
+(`ON CONFLICT DO NOTHING` on the idempotency key), then hands the new row ids to the broker in batches.
+The dry run (`campaigns plan`) does the same work without writing or enqueueing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from outreach.campaign_model import Step
+from outreach.campaigns import LoadedCampaign
+from outreach.config import Settings
+from outreach.db import campaign_runs, customers, deliveries, insert_ignoring_duplicates, utcnow
+from outreach.errors import InputError
+from outreach.fields import ADDRESS_FIELDS
+from outreach.ledger import Status
+from outreach.messages import Composed, StepComposer
+from outreach.profiles import add_events, attribute_catalog, consent_block_reason, consent_map, event_row
+from outreach.queueing import Transport, enqueue_in_batches
+from outreach.rendering import MissingData, RenderError
+from outreach.segments import SegmentError, compile_segment
+from outreach.unsubscribe import signing_key
+
+CHUNK = 1000
+SAMPLES = 3
+OCCURRENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._+\-]{0,63}$")
+DEFAULT_OCCURRENCE = "manual"
+
+
+@dataclass
+class StepPlan:
+    step_id: str
+    audience: int = 0
+    already_planned: int = 0
+    planned: int = 0
+    by_channel: Counter[str] = field(default_factory=Counter)
+    suppressed: Counter[str] = field(default_factory=Counter)
+    sms_segments: int = 0
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step_id,
+            "audience": self.audience,
+            "already_planned": self.already_planned,
+            "to_send": sum(self.by_channel.values()),
+            "by_channel": dict(self.by_channel),
+            "suppressed": dict(self.suppressed),
+            "sms_segments": self.sms_segments,
+            "samples": self.samples,
+        }
+
+
+@dataclass
+class CampaignPlan:
+    campaign_id: str
+    occurrence: str
+    dry_run: bool
+    steps: list[StepPlan] = field(default_factory=list)
+    row_ids: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "campaign": self.campaign_id,
+            "occurrence": self.occurrence,
+            "dry_run": self.dry_run,
+            "steps": [s.as_dict() for s in self.steps],
+        }
+
+
+def check_occurrence(label: str) -> str:
+    if not OCCURRENCE.match(label):
+        raise InputError.single(
+            "--occurrence", f"{label!r}: use up to 64 letters, digits and : . _ + -, starting with a letter or digit"
+        )
+    return label
+
+
+def plan_campaign(
+    engine: Engine,
+    loaded: LoadedCampaign,
+    settings: Settings,
+    occurrence: str = DEFAULT_OCCURRENCE,
+    *,
+    dry_run: bool,
+    transport: Transport | None = None,
+    steps: Sequence[Step] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    today: date | None = None,
+) -> CampaignPlan:
+    """Plan the steps that go now (those without `after`) for one occurrence of a campaign."""
+    check_occurrence(occurrence)
+    campaign = loaded.campaign
+    today = today or utcnow().date()
+    with engine.connect() as conn:
+        catalog = attribute_catalog(conn)
+    try:
+        where = compile_segment(campaign.segment or "True", catalog, engine.dialect.name, today)
+    except SegmentError as exc:
+        raise InputError.single(str(loaded.path), f"segment: {exc.message}") from None
+    key = signing_key(engine, settings)
+    plan = CampaignPlan(campaign.id, occurrence, dry_run)
+    if not dry_run:
+        _start_run(engine, loaded, occurrence)
+    for step in steps if steps is not None else loaded.first_steps():
+        composer = StepComposer(campaign, step, loaded.templates[step.id], settings, key)
+        planner = _StepPlanner(engine, loaded, step, occurrence, composer, where, dry_run)
+        plan.steps.append(planner.run(transport, settings.batch_size, progress, plan.row_ids))
+    if not dry_run:
+        _finish_run(engine, campaign.id, occurrence)
+    return plan
+
+
+def _start_run(engine: Engine, loaded: LoadedCampaign, occurrence: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            insert_ignoring_duplicates(conn, campaign_runs).values(
+                campaign_id=loaded.id,
+                occurrence=occurrence,
+                status="planning",
+                source=loaded.source,
+                source_path=str(loaded.path),
+                started_at=utcnow(),
+            )
+        )
+
+
+def _finish_run(engine: Engine, campaign_id: str, occurrence: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            campaign_runs.update()
+            .where(campaign_runs.c.campaign_id == campaign_id, campaign_runs.c.occurrence == occurrence)
+            .values(status="planned", planned_at=utcnow())
+        )
+
+
+class _StepPlanner:
+    def __init__(
+        self,
+        engine: Engine,
+        loaded: LoadedCampaign,
+        step: Step,
+        occurrence: str,
+        composer: StepComposer,
+        where: sa.ColumnElement[bool],
+        dry_run: bool,
+    ) -> None:
+        self.engine = engine
+        self.campaign = loaded.campaign
+        self.step = step
+        self.occurrence = occurrence
+        self.composer = composer
+        self.where = where
+        self.dry_run = dry_run
+        self.report = StepPlan(step.id)
+        d = deliveries.c
+        self.already = sa.exists().where(
+            d.campaign_id == self.campaign.id,
+            d.occurrence == occurrence,
+            d.step_id == step.id,
+            d.customer_id == customers.c.id,
+        )
+        self.channels = [step.channel] + ([step.fallback] if step.fallback else [])
+
+    def run(
+        self,
+        transport: Transport | None,
+        batch_size: int,
+        progress: Callable[[int, int], None] | None,
+        row_ids: list[int],
+    ) -> StepPlan:
+        with self.engine.connect() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(customers).where(self.where)).scalar_one()
+            done = conn.execute(sa.select(sa.func.count()).select_from(customers).where(self.where, self.already))
+            self.report.already_planned = int(done.scalar_one())
+        self.report.audience = int(total)
+        last_id = ""
+        seen = 0
+        while True:
+            with self.engine.begin() as conn:
+                chunk = [
+                    dict(r)
+                    for r in conn.execute(
+                        sa.select(customers)
+                        .where(self.where, customers.c.id > last_id, ~self.already)
+                        .order_by(customers.c.id)
+                        .limit(CHUNK)
+                    ).mappings()
+                ]
+                if not chunk:
+                    break
+                last_id = chunk[-1]["id"]
+                rows = self._rows(conn, chunk)
+                new_ids = [] if self.dry_run else self._insert(conn, rows)
+            seen += len(chunk)
+            if new_ids and transport is not None:
+                enqueue_in_batches(transport, new_ids, batch_size)
+            row_ids.extend(new_ids)
+            if progress:
+                progress(seen, self.report.audience - self.report.already_planned)
+        return self.report
+
+    def _rows(self, conn: Connection, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        purpose = self.campaign.purpose
+        consents = consent_map(conn, [c["id"] for c in chunk], self.channels, purpose)
+        now = utcnow()
+        rows = []
+        for customer in chunk:
+            channel, reason, detail = self._choose_channel(customer, consents, purpose)
+            composed: Composed | None = None
+            if reason is None:
+                try:
+                    composed = self.composer.compose(channel, customer)
+                except MissingData as exc:
+                    reason, detail = "missing_data", str(exc)
+                except RenderError as exc:
+                    reason, detail = "render_error", str(exc)
+            rows.append(self._row(customer, channel, reason, detail, composed, now))
+        return rows
+
+    def _choose_channel(
+        self, customer: Mapping[str, Any], consents: Mapping[tuple[str, str], str], purpose: str
+    ) -> tuple[str, str | None, str | None]:
+        """The channel to use, or the primary channel with the reason nobody can be reached."""
+        primary = self.step.channel
+        reason = _unreachable(customer, primary, purpose, consents)
+        if reason is None:
+            return primary, None, None
+        fallback = self.step.fallback
+        if fallback is not None:
+            fallback_reason = _unreachable(customer, fallback, purpose, consents)
+            if fallback_reason is None:
+                return fallback, None, None
+            return primary, reason, f"{fallback} fallback: {fallback_reason}"
+        return primary, reason, None
+
+    def _row(
+        self,
+        customer: Mapping[str, Any],
+        channel: str,
+        reason: str | None,
+        detail: str | None,
+        composed: Composed | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        report = self.report
+        address = customer.get(ADDRESS_FIELDS[channel][0]) if channel in ADDRESS_FIELDS else None
+        if reason is not None:
+            report.suppressed[reason] += 1
+        else:
+            assert composed is not None
+            report.by_channel[channel] += 1
+            report.sms_segments += composed.sms_segments or 0
+            if len(report.samples) < SAMPLES:
+                report.samples.append(
+                    {
+                        "customer": customer["id"],
+                        "channel": channel,
+                        "to": address,
+                        "subject": composed.subject,
+                        "body": composed.body,
+                        "sms_segments": composed.sms_segments,
+                    }
+                )
+        return {
+            "idempotency_key": f"{self.campaign.id}:{self.occurrence}:{self.step.id}:{customer['id']}:{channel}",
+            "campaign_id": self.campaign.id,
+            "occurrence": self.occurrence,
+            "step_id": self.step.id,
+            "customer_id": customer["id"],
+            "channel": channel,
+            "purpose": self.campaign.purpose,
+            "status": Status.SUPPRESSED if reason else Status.QUEUED,
+            "reason": reason,
+            "detail": detail,
+            "address": address,
+            "subject": composed.subject if composed else None,
+            "body": composed.body if composed else None,
+            "html": composed.html if composed else None,
+            "headers": composed.headers if composed and composed.headers else None,
+            "sms_segments": composed.sms_segments if composed else None,
+            "attempts": 0,
+            "enqueued_at": None if reason else now,
+            "finished_at": now if reason else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert the chunk's rows; those another run already wrote are skipped. Returns ids to enqueue."""
+        if not rows:
+            return []
+        statement = insert_ignoring_duplicates(conn, deliveries).returning(
+            deliveries.c.id, deliveries.c.idempotency_key, deliveries.c.status
+        )
+        inserted = conn.execute(statement, rows).all()
+        by_key = {r["idempotency_key"]: r for r in rows}
+        new_events = []
+        queued = []
+        for delivery_id, key, status in inserted:
+            row = by_key[key]
+            if status == Status.QUEUED:
+                queued.append(delivery_id)
+                data = {"step": row["step_id"], "channel": row["channel"], "occurrence": self.occurrence}
+                kind = "delivery.planned"
+            else:
+                data = {"step": row["step_id"], "channel": row["channel"], "reason": row["reason"]}
+                if row["detail"]:
+                    data["detail"] = row["detail"]
+                kind = "delivery.suppressed"
+            new_events.append(
+                event_row(
+                    row["customer_id"],
+                    kind,
+                    data,
+                    at=row["created_at"],
+                    delivery_id=delivery_id,
+                    campaign_id=self.campaign.id,
+                )
+            )
+        add_events(conn, new_events)
+        return sorted(queued)
+
+
+def _unreachable(
+    customer: Mapping[str, Any], channel: str, purpose: str, consents: Mapping[tuple[str, str], str]
+) -> str | None:
+    """Why `channel` cannot be used for this customer, or None when it can."""
+    fields = ADDRESS_FIELDS.get(channel)
+    if fields is None:
+        return "no_address"  # social channels arrive with their own issue; no profile has their address yet
+    address_field, flag_field = fields
+    if not customer.get(address_field):
+        return "no_address"
+    if customer.get(flag_field):
+        return "invalid_address"
+    return consent_block_reason(purpose, consents.get((customer["id"], channel)))

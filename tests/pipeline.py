@@ -1,0 +1,71 @@
+"""A whole engine for a test: a store, the in-process broker, real SMTP and a Twilio-like server."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from outreach.campaigns import LoadedCampaign, load_campaign
+from outreach.config import Settings
+from outreach.db import deliveries
+from outreach.importer import import_customers
+from outreach.planner import CampaignPlan, plan_campaign
+from outreach.profiles import attribute_catalog
+from workers.broker import BrokerHandle
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    engine: Engine
+    handle: BrokerHandle
+    folder: Path
+
+    def import_csv(self, text: str, **options: Any) -> None:
+        path = self.folder / f"customers-{len(list(self.folder.glob('customers-*')))}.csv"
+        path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+        import_customers(self.engine, path, self.settings, **options)
+
+    def campaign(self, text: str, name: str = "campaign.yaml") -> Path:
+        path = self.folder / name
+        path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+        return path
+
+    def load(self, path: Path) -> LoadedCampaign:
+        with self.engine.connect() as conn:
+            catalog = attribute_catalog(conn)
+        return load_campaign(path, self.settings, catalog or None)
+
+    def plan(self, path: Path, occurrence: str = "manual") -> CampaignPlan:
+        return plan_campaign(self.engine, self.load(path), self.settings, occurrence, dry_run=True)
+
+    def run(self, path: Path, occurrence: str = "manual", *, deliver: bool = True) -> CampaignPlan:
+        """Plan and enqueue; with `deliver`, run the in-process workers until every message is handled."""
+        if deliver:
+            self.handle.start_worker(2)
+        plan = plan_campaign(
+            self.engine, self.load(path), self.settings, occurrence, dry_run=False, transport=self.handle.transport
+        )
+        if deliver:
+            self.handle.drain(timeout_ms=60_000)
+        return plan
+
+    def deliver_queued(self) -> None:
+        self.handle.drain(timeout_ms=60_000)
+
+    def rows(self, **where: Any) -> list[dict[str, Any]]:
+        query = sa.select(deliveries).order_by(deliveries.c.id)
+        for column, value in where.items():
+            query = query.where(deliveries.c[column] == value)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def row(self, customer_id: str, **where: Any) -> dict[str, Any]:
+        found = self.rows(customer_id=customer_id, **where)
+        assert len(found) == 1, found
+        return found[0]

@@ -1,0 +1,50 @@
+"""Dramatiq actors. Each is a few lines: the work itself lives in `outreach`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dramatiq
+from sqlalchemy.engine import Engine
+
+from outreach.config import Settings
+from outreach.delivery import deliver_batch
+from outreach.queueing import Transport
+
+DELIVER_BATCH = "deliver_batch"
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    settings: Settings
+    engine: Engine
+    transport: Transport
+
+
+_context: WorkerContext | None = None
+
+
+def _deliver_batch(ids: list[int]) -> None:
+    assert _context is not None, "workers.broker.setup() must run before actors do"
+    deliver_batch(_context.engine, _context.settings, _context.transport, ids)
+
+
+def declare_actors(broker: dramatiq.Broker, context: WorkerContext) -> None:
+    """Bind the actors to `broker`; they work with `context`'s store and settings."""
+    global _context
+    _context = context
+    dramatiq.Actor(
+        _deliver_batch,
+        broker=broker,
+        actor_name=DELIVER_BATCH,
+        queue_name=context.settings.queue_name,
+        priority=0,
+        options={
+            # The ledger decides what is still owed; these retries only cover a batch that crashed (store
+            # unreachable, say) before recording. A claimed row is never sent twice by them.
+            "max_retries": 5,
+            "min_backoff": 1_000,
+            "max_backoff": 60_000,
+            "time_limit": 10 * 60 * 1000,
+        },
+    )

@@ -1,0 +1,91 @@
+"""The broker named by OUTREACH_BROKER_URL: Redis for real workers, or Dramatiq's StubBroker run in-process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from sqlalchemy.engine import Engine
+
+from outreach.config import Settings
+from outreach.db import open_store
+from outreach.errors import InputError
+from workers.actors import DELIVER_BATCH, WorkerContext, declare_actors
+
+
+class DramatiqTransport:
+    """Sends ledger row ids to the deliver_batch actor without needing the actor object."""
+
+    def __init__(self, broker: dramatiq.Broker, queue_name: str) -> None:
+        self.broker = broker
+        self.queue_name = queue_name
+
+    def enqueue(self, ids: Sequence[int], delay_ms: int = 0) -> None:
+        message: dramatiq.Message[None] = dramatiq.Message(
+            queue_name=self.queue_name,
+            actor_name=DELIVER_BATCH,
+            args=(list(ids),),
+            kwargs={},
+            options={},
+        )
+        self.broker.enqueue(message, delay=delay_ms or None)
+
+
+@dataclass
+class BrokerHandle:
+    broker: dramatiq.Broker
+    transport: DramatiqTransport
+    engine: Engine
+    settings: Settings
+    worker: dramatiq.Worker | None = None
+
+    @property
+    def in_process(self) -> bool:
+        return isinstance(self.broker, StubBroker)
+
+    def start_worker(self, threads: int | None = None) -> dramatiq.Worker:
+        """In-process worker threads (one set per broker, started on first use)."""
+        if self.worker is None:
+            self.worker = dramatiq.Worker(
+                self.broker, worker_threads=threads or self.settings.stub_worker_threads, worker_timeout=100
+            )
+            self.worker.start()
+        return self.worker
+
+    def drain(self, timeout_ms: int | None = None) -> None:
+        """In-process broker: wait until every message (retries included) has been handled."""
+        assert isinstance(self.broker, StubBroker)
+        worker = self.start_worker()
+        self.broker.join(self.settings.queue_name, timeout=timeout_ms, fail_fast=True)
+        worker.join()
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        self.broker.close()
+
+
+def make_broker(settings: Settings) -> dramatiq.Broker:
+    url = settings.broker_url
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisBroker(url=url, namespace=settings.broker_namespace)  # type: ignore[no-untyped-call]
+    if url.startswith("stub://"):
+        broker = StubBroker()
+        broker.emit_after("process_boot")
+        return broker
+    raise InputError.single("OUTREACH_BROKER_URL", f"{url!r}: use redis://host:port/db or stub://")
+
+
+def setup(settings: Settings, engine: Engine | None = None) -> BrokerHandle:
+    """Create the broker, make it Dramatiq's global one, and declare the actors on it."""
+    engine = engine or open_store(settings.database_url)
+    broker = make_broker(settings)
+    dramatiq.set_broker(broker)
+    transport = DramatiqTransport(broker, settings.queue_name)
+    declare_actors(broker, WorkerContext(settings, engine, transport))
+    broker.declare_queue(settings.queue_name)
+    return BrokerHandle(broker, transport, engine, settings)
