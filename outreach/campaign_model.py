@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from outreach.durations import parse_duration
 
@@ -118,7 +119,10 @@ class InboundTrigger(_Model):
         try:
             re.compile(value)
         except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
+            # `pos` lets the loader point at the character inside the expression
+            raise PydanticCustomError(
+                "regex", "not a regular expression: {reason}", {"reason": exc.msg, "pos": exc.pos}
+            ) from None
         return value
 
 

@@ -1,25 +1,37 @@
-"""Loading campaign files: YAML to a checked Campaign, with every problem reported as PATH:LINE:COL."""
+"""Loading campaign files: YAML to a checked Campaign, with every problem reported as PATH:LINE:COL.
+
+A file is checked as far as its structure allows: when some fields are wrong, the parts that are fine on
+their own (the segment, the schedule, each step with its templates) are still checked, so one run of
+`campaigns validate` lists everything there is to fix.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import difflib
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 from ruamel.yaml.comments import CommentedMap
 
-from outreach.campaign_model import Campaign, Step
+from outreach.campaign_model import SCHEDULE_OR_TRIGGER, Campaign, Schedule, Step, Trigger
 from outreach.config import Settings
 from outreach.errors import InputError, Problem
 from outreach.fields import CORE_FIELDS, AttributeType
 from outreach.rendering import TemplateText, check_template
 from outreach.segments import SegmentError, check_segment
-from outreach.yamlsource import Loc, YamlDocument, load_yaml
+from outreach.yamlsource import Loc, YamlDocument, load_yaml, parse_yaml
 
 EMAIL_PARTS = ("subject", "text", "html")
 _FILE_SUFFIX = {"subject": "subject", "text": "txt", "html": "html"}
+_CRON_FIELDS = (("minute", "minute"), ("hour", "hour"), ("day", "day of month"), ("month", "month"))
+_CRON_WEEKDAY = ("day_of_week", "day of week")
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -28,6 +40,14 @@ class ChannelTemplates:
 
     channel: str
     parts: dict[str, TemplateText]
+
+
+@dataclass(frozen=True)
+class LocatedTemplateText(TemplateText):
+    """A template that can also place any character of itself in its file: `locate_column(line, col)`
+    (1-based, inside the template) gives the file's line and column. check_template uses it when present."""
+
+    locate_column: Callable[[int, int], tuple[int, int | None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -48,12 +68,16 @@ class LoadedCampaign:
 
 
 def find_campaign_files(paths: Iterable[Path]) -> list[Path]:
+    """The files named and the *.yaml / *.yml files under the folders named, each once."""
     files: list[Path] = []
+    seen: set[Path] = set()
     for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
-        else:
-            files.append(path)
+        found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")) if path.is_dir() else [path]
+        for file in found:
+            key = file.resolve()
+            if key not in seen:
+                seen.add(key)
+                files.append(file)
     return files
 
 
@@ -63,22 +87,30 @@ def load_campaigns(
     """Load every campaign file under `paths`; raise one InputError listing every problem in all of them."""
     loaded: list[LoadedCampaign] = []
     problems: list[Problem] = []
-    seen: dict[str, Path] = {}
+    seen: dict[str, LoadedCampaign] = {}
     for path in find_campaign_files(paths):
         try:
             campaign = load_campaign(path, settings, catalog)
         except InputError as exc:
             problems.extend(exc.problems)
             continue
-        if campaign.id in seen:
+        first = seen.get(campaign.id)
+        if first is not None:
+            first_line, _ = _id_position(first)
+            line, col = _id_position(campaign)
             problems.append(
-                Problem(str(path), None, None, f"campaign id {campaign.id!r} is also used by {seen[campaign.id]}")
+                Problem(str(path), line, col, f"campaign id {campaign.id!r} is also used by {first.path}:{first_line}")
             )
-        seen[campaign.id] = path
+        else:
+            seen[campaign.id] = campaign
         loaded.append(campaign)
     if problems:
         raise InputError(problems)
     return loaded
+
+
+def _id_position(loaded: LoadedCampaign) -> tuple[int, int]:
+    return parse_yaml(str(loaded.path), loaded.source).locate(("id",))
 
 
 def load_campaign(path: Path, settings: Settings, catalog: dict[str, AttributeType] | None) -> LoadedCampaign:
@@ -86,40 +118,135 @@ def load_campaign(path: Path, settings: Settings, catalog: dict[str, AttributeTy
     imported), segment and template names are checked against it too."""
     doc = load_yaml(path)
     if not isinstance(doc.data, CommentedMap):
-        raise InputError.single(doc.path, "a campaign file is a YAML mapping (id:, name:, steps: ...)", 1, 1)
+        line, col = doc.locate(())
+        raise InputError.single(doc.path, "a campaign file is a YAML mapping (id:, name:, steps: ...)", line, col)
+    problems: list[Problem] = []
+    campaign: Campaign | None
     try:
         campaign = Campaign.model_validate(doc.data)
     except ValidationError as exc:
-        raise InputError(_pydantic_problems(doc, exc)) from None
-    checker = _Checker(doc, campaign, settings, catalog)
-    templates = checker.run()
-    if checker.problems:
-        raise InputError(checker.problems)
+        campaign = None
+        problems.extend(_pydantic_problems(doc, exc))
+    checker = _Checker(doc, settings, catalog)
+    templates = checker.run(campaign)
+    problems.extend(checker.problems)
+    if problems or campaign is None:
+        raise InputError(dict.fromkeys(problems))  # a problem found both ways is reported once
     return LoadedCampaign(campaign, path, doc.text, templates)
+
+
+# -- pydantic's errors in a marketer's words ----------------------------------------------------------
 
 
 def _pydantic_problems(doc: YamlDocument, exc: ValidationError) -> list[Problem]:
     problems = []
-    for error in exc.errors():
-        loc = [p for p in error["loc"] if isinstance(p, str | int)]
-        where = _dotted(loc)
-        if error["type"] == "extra_forbidden":
-            problems.append(doc.problem(loc, f"unknown key {loc[-1]!r}", at_key=True))
-            continue
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "missing":
-            problems.append(doc.problem(loc[:-1], f"missing required key {loc[-1]!r}"))
-            continue
-        if error["type"] == "string_pattern_mismatch":
-            message = _pattern_message(str(loc[-1]) if loc else "", error.get("input"))
-        problems.append(doc.problem(loc, f"{where}: {message}" if where else message))
+    for error in exc.errors(include_url=False):
+        loc: list[str | int] = [p for p in error["loc"] if isinstance(p, str | int)]
+        kind = error["type"]
+        if kind == "extra_forbidden" and loc:
+            problems.append(doc.problem(loc, _unknown_key_message(loc), at_key=True))
+        elif kind == "missing" and loc:
+            parent = _dotted(loc[:-1])
+            message = f"missing required key {loc[-1]!r}"
+            problems.append(doc.problem(loc[:-1], f"{parent}: {message}" if parent else message))
+        else:
+            where = _dotted(loc)
+            message = _value_message(error, loc)
+            message = f"{where}: {message}" if where else message
+            pos = (error.get("ctx") or {}).get("pos")
+            if isinstance(pos, int) and isinstance(error.get("input"), str) and "\n" not in error["input"]:
+                line, col = doc.text_position(loc, 1, pos + 1)  # a position inside the value
+                problems.append(Problem(doc.path, line, col, message))
+            else:
+                problems.append(doc.problem(loc, message))
     return problems
+
+
+def _unknown_key_message(loc: Sequence[str | int]) -> str:
+    key = str(loc[-1])
+    model = _model_at(loc[:-1])
+    if model is None:
+        return f"unknown key {key!r}"
+    known = list(model.model_fields)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
+    if close:
+        return f"unknown key {key!r}; did you mean {close[0]!r}?"
+    return f"unknown key {key!r} (allowed here: {', '.join(known)})"
+
+
+def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model that validates the mapping at `loc` in a campaign file."""
+    model: type[BaseModel] = Campaign
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        inner = _model_in(field.annotation) if field is not None else None
+        if inner is None:
+            return None
+        model = inner
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _value_message(error: ErrorDetails, loc: Sequence[str | int]) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    ctx = error.get("ctx") or {}
+    if value is None and kind.endswith("_type"):
+        return "has no value"
+    messages: dict[str, Callable[[], str]] = {
+        "literal_error": lambda: f"{_describe(value)} is not valid; write {ctx.get('expected', 'one of the options')}",
+        "string_type": lambda: f"should be text, not {_describe(value)}",
+        "int_type": lambda: f"should be a whole number, not {_describe(value)}",
+        "int_parsing": lambda: f"should be a whole number, not {_describe(value)}",
+        "int_from_float": lambda: f"should be a whole number, not {_describe(value)}",
+        "greater_than": lambda: f"should be more than {ctx.get('gt')}",
+        "list_type": lambda: f"should be a list (lines starting with `- `), not {_describe(value)}",
+        "model_type": lambda: f"should be a mapping (`key: value` lines), not {_describe(value)}",
+        "model_attributes_type": lambda: f"should be a mapping (`key: value` lines), not {_describe(value)}",
+        "dict_type": lambda: f"should be a mapping (`key: value` lines), not {_describe(value)}",
+        "too_short": lambda: "needs at least one step" if list(loc) == ["steps"] else "needs at least one entry",
+        "string_too_short": lambda: "must not be empty",
+        "string_too_long": lambda: f"is too long (at most {ctx.get('max_length')} characters)",
+        "string_pattern_mismatch": lambda: _pattern_message(str(loc[-1]) if loc else "", value),
+    }
+    if kind in messages:
+        return messages[kind]()
+    if kind.startswith("datetime"):
+        return f"{_describe(value)} is not a date and time like 2026-01-31 10:00"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (true/false)"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return repr(str(value))
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
 
 
 def _pattern_message(field: str, value: Any) -> str:
     hints = {
-        "id": "ids are lowercase letters, digits and -, starting with a letter or digit",
-        "tag": "tags are lowercase letters, digits and -",
+        "id": "ids are lowercase letters, digits and -, starting with a letter or digit (at most 64)",
+        "tag": "tags are lowercase letters, digits and -, starting with a letter or digit (at most 64)",
         "template": "template names are folders and names of letters, digits, _ and -, like nps/reminder",
         "throttle": "write a rate like 50/s, 300/m or 1000/h",
         "start": "write a time as HH:MM",
@@ -135,36 +262,57 @@ def _dotted(loc: Sequence[str | int]) -> str:
     return out
 
 
+def _valid(model: type[_M], value: Any) -> _M | None:
+    """`value` as a `model`, or None when it is not one (its problems are reported elsewhere)."""
+    if value is None:
+        return None
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        return None
+
+
+# -- checks beyond single fields --------------------------------------------------------------------------
+
+
 class _Checker:
     """The checks that need more than one field, the file system or the store."""
 
-    def __init__(
-        self,
-        doc: YamlDocument,
-        campaign: Campaign,
-        settings: Settings,
-        catalog: dict[str, AttributeType] | None,
-    ) -> None:
+    def __init__(self, doc: YamlDocument, settings: Settings, catalog: dict[str, AttributeType] | None) -> None:
         self.doc = doc
-        self.campaign = campaign
         self.settings = settings
         self.catalog = catalog if catalog else None
         self.known_names = (set(CORE_FIELDS) | set(catalog)) if catalog else None
         self.problems: list[Problem] = []
+        self.trigger: Trigger | None = None
+        self.trigger_known = True
 
-    def run(self) -> dict[str, dict[str, ChannelTemplates]]:
-        c = self.campaign
-        if c.segment is not None:
-            self._segment(c.segment, ("segment",))
-        if c.schedule is not None and c.schedule.cron is not None:
-            self._cron(c.schedule.cron, c.schedule.timezone)
+    def run(self, campaign: Campaign | None) -> dict[str, dict[str, ChannelTemplates]]:
+        """Check `campaign`, or when it did not validate, whichever of its parts are valid on their own."""
+        raw: CommentedMap = self.doc.data
+        raw_steps = raw.get("steps")
+        steps: list[tuple[int, Step]]
+        if campaign is not None:
+            segment, schedule, self.trigger = campaign.segment, campaign.schedule, campaign.trigger
+            steps = list(enumerate(campaign.steps))
+        else:
+            segment = raw.get("segment") if isinstance(raw.get("segment"), str) else None
+            schedule = _valid(Schedule, raw.get("schedule"))
+            self.trigger = _valid(Trigger, raw.get("trigger"))
+            self.trigger_known = raw.get("trigger") is None or self.trigger is not None
+            items = raw_steps if isinstance(raw_steps, list) else []
+            steps = [(i, step) for i, item in enumerate(items) if (step := _valid(Step, item)) is not None]
+            if raw.get("schedule") is not None and raw.get("trigger") is not None:
+                self.problems.append(self.doc.problem((), SCHEDULE_OR_TRIGGER))
+        if segment is not None:
+            self._segment(segment, ("segment",))
+        if schedule is not None and schedule.cron is not None:
+            self._cron(schedule.cron, schedule.timezone)
+        if isinstance(raw_steps, list):
+            self._duplicate_step_ids(raw_steps)
         templates: dict[str, dict[str, ChannelTemplates]] = {}
-        seen_ids: set[str] = set()
-        for i, step in enumerate(c.steps):
+        for i, step in steps:
             loc: Loc = ("steps", i)
-            if step.id in seen_ids:
-                self.problems.append(self.doc.problem((*loc, "id"), f"step id {step.id!r} is used twice"))
-            seen_ids.add(step.id)
             if i == 0 and step.after is not None:
                 self.problems.append(
                     self.doc.problem((*loc, "after"), "the first step cannot wait `after` a previous one")
@@ -174,42 +322,91 @@ class _Checker:
             templates[step.id] = self._step_templates(step, loc)
         return templates
 
+    def _duplicate_step_ids(self, raw_steps: list[Any]) -> None:
+        first: dict[str, int] = {}
+        for i, item in enumerate(raw_steps):
+            step_id = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(step_id, str):
+                continue
+            if step_id in first:
+                line, _ = self.doc.locate(("steps", first[step_id], "id"))
+                self.problems.append(
+                    self.doc.problem(("steps", i, "id"), f"step id {step_id!r} is already used on line {line}")
+                )
+            else:
+                first[step_id] = i
+
     def _segment(self, text: str, loc: Loc) -> None:
+        expression = text.strip()
+        leading = len(text) - len(text.lstrip())
         try:
-            check_segment(text, self.catalog)
+            check_segment(expression, self.catalog)
         except SegmentError as exc:
-            line, col = self.doc.text_position(loc, 1, exc.col)
-            self.problems.append(Problem(self.doc.path, line, col, exc.message))
+            col = exc.col or 1
+            if not exc.message.startswith("segment does not parse"):
+                # Python's ast counts columns in UTF-8 bytes; SyntaxError counts characters
+                col = len(expression.encode()[: col - 1].decode("utf-8", "ignore")) + 1
+            if "\n" in expression:  # the column is within some line of the expression: point at its start
+                col = 1
+            line, column = self.doc.text_position(loc, 1, leading + col)
+            where = _dotted(loc)
+            message = exc.message if exc.message.startswith(where) else f"{where}: {exc.message}"
+            self.problems.append(Problem(self.doc.path, line, column, message))
 
     def _cron(self, expression: str, timezone: str) -> None:
         from apscheduler.triggers.cron import CronTrigger
 
+        loc: Loc = ("schedule", "cron")
+        fields = list(re.finditer(r"\S+", expression))
+        if len(fields) != 5:
+            self.problems.append(
+                self.doc.problem(
+                    loc,
+                    f"schedule.cron: {expression!r} has {len(fields)} fields; a cron expression has 5: "
+                    "minute hour day-of-month month day-of-week, like '0 10 * * MON'",
+                )
+            )
+            return
+        for match, (name, label) in zip(fields, (*_CRON_FIELDS, _CRON_WEEKDAY), strict=True):
+            try:
+                CronTrigger(**{name: match.group()}, timezone=timezone)
+            except ValueError as exc:
+                reason = re.sub(r"^Error validating expression '[^']*': ", "", str(exc))
+                line, col = self.doc.text_position(loc, 1, match.start() + 1)
+                self.problems.append(
+                    Problem(
+                        self.doc.path, line, col, f"schedule.cron: {label} {match.group()!r} is not valid: {reason}"
+                    )
+                )
+                return
         try:
             CronTrigger.from_crontab(expression, timezone=timezone)
         except ValueError as exc:
-            self.problems.append(self.doc.problem(("schedule", "cron"), f"cron {expression!r}: {exc}"))
+            self.problems.append(self.doc.problem(loc, f"schedule.cron: {expression!r} is not valid: {exc}"))
 
-    def _channels_needed(self, step: Step, loc: Loc) -> list[str]:
+    def _channels_needed(self, step: Step, loc: Loc) -> list[str] | None:
+        """The channels a step may send on, or None when that cannot be known (an invalid trigger)."""
         channels: list[str] = []
         if step.channel == "reply":
-            trigger = self.campaign.trigger
-            if trigger is None:
+            if self.trigger is not None:
+                channels.extend(self.trigger.inbound.channels)
+            elif self.trigger_known:
                 self.problems.append(
                     self.doc.problem(
                         (*loc, "channel"), "`channel: reply` answers a customer: it needs `trigger: inbound`"
                     )
                 )
             else:
-                channels.extend(trigger.inbound.channels)
+                return None
         else:
             channels.append(step.channel)
-        if step.fallback is not None:
+        if step.fallback is not None and step.fallback not in channels:
             channels.append(step.fallback)
         return channels
 
     def _step_templates(self, step: Step, loc: Loc) -> dict[str, ChannelTemplates]:
         out: dict[str, ChannelTemplates] = {}
-        for channel in self._channels_needed(step, loc):
+        for channel in self._channels_needed(step, loc) or []:
             if step.content is not None:
                 found = self._inline(step, channel, loc)
             else:
@@ -226,12 +423,18 @@ class _Checker:
         content = step.content
         assert content is not None
         value = getattr(content, channel)
-        role = "fallback" if channel == step.fallback else "channel"
         if value is None:
+            if channel == step.fallback:
+                where, why = (*loc, "fallback"), f"falls back to {channel}"
+            elif step.channel == "reply":
+                where, why = (*loc, "content"), f"replies on {channel} (one of the trigger's channels)"
+            else:
+                where, why = (*loc, "content"), f"sends {channel}"
             self.problems.append(
                 self.doc.problem(
-                    (*loc, "fallback" if role == "fallback" else "content"),
-                    f"step {step.id!r} may send {channel} but its content has no {channel} template",
+                    where,
+                    f"step {step.id!r} {why} but its content has no {channel} template",
+                    at_key=where[-1] == "content",
                 )
             )
             return None
@@ -247,7 +450,14 @@ class _Checker:
 
     def _inline_text(self, text: str, loc: Loc, html: bool = False) -> TemplateText:
         doc = self.doc
-        return TemplateText(str(text), doc.path, lambda line: doc.text_position(loc, line), html=html)
+
+        def line_start(line: int) -> tuple[int, int | None]:
+            return doc.text_position(loc, line, 1)
+
+        def character(line: int, col: int) -> tuple[int, int | None]:
+            return doc.text_position(loc, line, col)
+
+        return LocatedTemplateText(str(text), doc.path, line_start, html=html, locate_column=character)
 
     def _files(self, name: str, channel: str, loc: Loc) -> ChannelTemplates | None:
         root = self.settings.templates_dir
@@ -264,13 +474,26 @@ class _Checker:
             path = next((p for p in candidates if p.is_file()), None)
             if path is None:
                 if part != "html":
-                    missing.append(str(candidates[0]))
+                    missing.append(str(candidates[0]) + "".join(f" (or {c})" for c in candidates[1:]))
                 continue
-            text = path.read_text(encoding="utf-8")
-            parts[part] = TemplateText(text, str(path), lambda line: (line, None), html=part == "html")
-        if missing:
-            self.problems.append(
-                self.doc.problem((*loc, "template"), f"{channel} needs template file(s) {', '.join(missing)}")
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.reason if isinstance(exc, UnicodeDecodeError) else exc.strerror
+                self.problems.append(Problem(str(path), None, None, f"cannot read template file: {reason}"))
+                continue
+            parts[part] = LocatedTemplateText(
+                text,
+                str(path),
+                lambda line: (line, None),
+                html=part == "html",
+                locate_column=lambda line, col: (line, col),
             )
+        if missing:
+            if len(missing) == 1:
+                message = f"{channel} needs the template file {missing[0]}, which does not exist"
+            else:
+                message = f"{channel} needs template files that do not exist: {', '.join(missing)}"
+            self.problems.append(self.doc.problem((*loc, "template"), message))
             return None
         return ChannelTemplates(channel, parts)

@@ -106,15 +106,13 @@ class Settings:
 
 
 def mask_url(url: str) -> str:
-    """`smtp://user:secret@host` -> `smtp://user:***@host`; anything else unchanged."""
+    """`smtp://user:secret@host` -> `smtp://user:***@host`; anything else unchanged (never raises)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    netloc = f"{parts.username}:***@{host}" if parts.username else f":***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def mask_secrets(text: str, settings: Settings) -> str:

@@ -132,7 +132,7 @@ deliveries = sa.Table(
     sa.Column("sent_at", UTCDateTime),
     sa.Column("finished_at", UTCDateTime),
     sa.Column("provider", sa.String(20)),
-    sa.Column("provider_message_id", sa.String(200)),
+    sa.Column("provider_message_id", sa.String(320)),
     sa.Column("error_code", sa.String(40)),
     sa.Column("error_message", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),

@@ -41,7 +41,7 @@ def demo_settings(base: Settings, folder: Path = DEMO_DIR) -> Settings:
 
 def run_demo(base: Settings, console: Console, folder: Path = DEMO_DIR) -> list[dict[str, object]]:
     """Import the sample customers, run every example campaign that runs on demand, return their reports."""
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
     from workers.broker import setup
 
@@ -70,7 +70,7 @@ def run_demo(base: Settings, console: Console, folder: Path = DEMO_DIR) -> list[
             for loaded in campaigns:
                 task = bar.add_task(f"{loaded.id}: planning", total=None)
 
-                def advance(done: int, total: int, task: int = task) -> None:
+                def advance(done: int, total: int, task: TaskID = task) -> None:
                     bar.update(task, completed=done, total=total)
 
                 plan_campaign(engine, loaded, cfg, "demo", dry_run=False, transport=handle.transport, progress=advance)

@@ -12,7 +12,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2 import (
+    StrictUndefined,
+    Template,
+    TemplateAssertionError,
+    TemplateError,
+    TemplateSyntaxError,
+    UndefinedError,
+    meta,
+    nodes,
+)
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -63,7 +72,8 @@ def check_template(source: TemplateText, known_names: Iterable[str] | None) -> l
         env.compile(tree)  # unknown filters and tests are only found when compiling
     except TemplateSyntaxError as exc:
         line, col = source.locate(exc.lineno or 1)
-        return [Problem(source.path, line, col, f"template does not parse: {exc.message or 'syntax error'}")]
+        what = "template error" if isinstance(exc, TemplateAssertionError) else "template does not parse"
+        return [Problem(source.path, line, col, f"{what}: {exc.message or 'syntax error'}")]
     problems: list[Problem] = []
     taken: dict[tuple[int, str], int] = {}
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name, nodes.Filter)):
@@ -77,9 +87,10 @@ def check_template(source: TemplateText, known_names: Iterable[str] | None) -> l
     for statement in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
         line, col = source.locate(int(statement.lineno))
         problems.append(Problem(source.path, line, col, "templates cannot include, import or extend other templates"))
-    if known_names is not None and not problems:
+    if known_names is not None:
         allowed = set(known_names) | CONTEXT_NAMES
-        for name in sorted(meta.find_undeclared_variables(tree) - allowed):
+        unknown = {n for n in meta.find_undeclared_variables(tree) - allowed if not n.startswith("_")}
+        for name in sorted(unknown):
             lineno, column = _first_use(tree, source.text, name)
             line, col = _position(source, lineno, column)
             problems.append(Problem(source.path, line, col, f"no customer has a field or attribute named {name!r}"))

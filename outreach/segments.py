@@ -25,12 +25,18 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, Grouping
 
 from outreach.db import customers
 from outreach.fields import CORE_FIELDS, AttributeType, parse_date
 
 EVERYONE = "everyone"
+# Deeper nesting of and/or/not than this is refused: nobody writes it, and it would exhaust Python's stack.
+MAX_DEPTH = 100
+# SQLite parses `a OR b OR c ...` into a tree as deep as the list is long, and refuses depth over 1000:
+# longer and/or lists are compiled as a balanced tree of parenthesised groups of at most this many.
+_GROUP = 64
+_INT64 = range(-(2**63), 2**63)
 _CORE_TYPES: dict[str, AttributeType] = dict.fromkeys(CORE_FIELDS, "string")
 _ORDERING = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
 _OPS: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
@@ -69,26 +75,54 @@ class _Value:
 
 
 def parse_segment(text: str) -> ast.expr:
-    """Parse and check the form of an expression (no field types yet)."""
+    """Parse and check the form of an expression (no field types yet).
+
+    Columns in errors count characters (not UTF-8 bytes, as `ast` does) of the text as given, leading
+    blanks included.
+    """
+    source = text.strip() or "True"
+    blanks = text[: len(text) - len(text.lstrip())]
+    lead = len(blanks) - (blanks.rfind("\n") + 1)  # columns the first line of `source` is shifted by
+    if "\x00" in text:
+        at = text.index("\x00")
+        raise SegmentError("segment does not parse: it contains a NUL character", at - text.rfind("\n", 0, at))
     try:
-        tree = ast.parse(text.strip() or "True", mode="eval")
+        tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
-        col = (exc.offset or 1) - (len(text) - len(text.lstrip()))
-        raise SegmentError(f"segment does not parse: {exc.msg}", max(col, 1)) from None
-    _check_form(tree.body)
+        lines = source.split("\n")
+        if exc.offset:
+            line, col = exc.lineno or 1, exc.offset
+        else:  # the text ended too soon: point just past its end
+            line, col = len(lines), len(lines[-1]) + 1
+        raise SegmentError(f"segment does not parse: {exc.msg}", max(col + (lead if line == 1 else 0), 1)) from None
+    except (RecursionError, MemoryError):
+        raise SegmentError(f"segment is nested too deeply (more than {MAX_DEPTH} levels)", 1) from None
+    _to_character_columns(tree, source, lead)
+    _check_form(tree.body, 0)
     return tree.body
+
+
+def _to_character_columns(tree: ast.AST, source: str, lead: int) -> None:
+    lines = [line.encode() for line in source.split("\n")]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.expr | ast.keyword | ast.arg):
+            line = lines[node.lineno - 1] if 0 < node.lineno <= len(lines) else b""
+            shift = lead if node.lineno == 1 else 0
+            node.col_offset = len(line[: node.col_offset].decode(errors="replace")) + shift
 
 
 def names_in(tree: ast.expr) -> set[str]:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 
 
-def _check_form(node: ast.AST) -> None:
+def _check_form(node: ast.AST, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise SegmentError(f"segment is nested too deeply (more than {MAX_DEPTH} levels)", _col(node))
     if isinstance(node, ast.BoolOp):
         for value in node.values:
-            _check_form(value)
+            _check_form(value, depth + 1)
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        _check_form(node.operand)
+        _check_form(node.operand, depth + 1)
     elif isinstance(node, ast.Compare):
         for part in [node.left, *node.comparators]:
             _check_operand(part)
@@ -110,10 +144,13 @@ def _check_operand(node: ast.AST) -> None:
         return
     if isinstance(node, ast.Tuple | ast.List):
         for element in node.elts:
-            if not (isinstance(element, ast.Constant) and isinstance(element.value, str | int | float | bool)):
+            if not (
+                (isinstance(element, ast.Constant) and isinstance(element.value, str | int | float | bool))
+                or _is_negative_literal(element)
+            ):
                 raise SegmentError("a list in a segment holds only literal values", _col(element))
         return
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+    if _is_negative_literal(node):
         return
     if isinstance(node, ast.Call):
         if not (isinstance(node.func, ast.Name) and node.func.id == "days_ago"):
@@ -125,6 +162,10 @@ def _check_operand(node: ast.AST) -> None:
             raise SegmentError("days_ago needs zero or more days", _col(node))
         return
     raise SegmentError(f"{_describe(node)} is not allowed in a segment", _col(node))
+
+
+def _is_negative_literal(node: ast.AST) -> bool:
+    return isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant)
 
 
 def _describe(node: ast.AST) -> str:
@@ -173,8 +214,7 @@ class SegmentCompiler:
 
     def _condition(self, node: ast.AST) -> ColumnElement[bool]:
         if isinstance(node, ast.BoolOp):
-            parts = [self._condition(v) for v in node.values]
-            return sa.and_(*parts) if isinstance(node.op, ast.And) else sa.or_(*parts)
+            return _join([self._condition(v) for v in node.values], "AND" if isinstance(node.op, ast.And) else "OR")
         if isinstance(node, ast.UnaryOp):
             return sa.not_(self._condition(node.operand))
         if isinstance(node, ast.Constant):
@@ -197,7 +237,7 @@ class SegmentCompiler:
         for op, right in zip(node.ops, node.comparators, strict=True):
             parts.append(self._pair(left, op, right))
             left = right
-        return sa.and_(*parts) if len(parts) > 1 else parts[0]
+        return _join(parts, "AND")
 
     def _pair(self, left: ast.expr, op: ast.cmpop, right: ast.expr) -> ColumnElement[bool]:
         if isinstance(op, ast.In | ast.NotIn):
@@ -235,11 +275,16 @@ class SegmentCompiler:
             values = [self._fit(left.id, kind, self._literal(e), e, ast.Eq()) for e in right.elts]
             if kind == "list":
                 raise SegmentError(f"{left.id!r} is a list: test membership as 'value' in {left.id}", _col(left))
+            present = self._present_typed(left.id, kind)
             if not values:
-                return sa.false()
-            clause = sa.or_(*[self._compare(left.id, kind, ast.Eq(), v, left) for v in values])
+                # Nothing is in an empty list; `not in ()` holds for every value, but not for no value.
+                return present if negate else sa.false()
+            # One SQL IN, not a chain of ORs: SQLite refuses an OR chain of 1000 values as too deep.
+            clause = sa.func.coalesce(
+                self._typed(left.id, kind).in_([self._bind(v) for v in values]), sa.false(), type_=sa.Boolean
+            )
             # `not in` is a comparison too: false when the field has no value.
-            return sa.and_(self._present_typed(left.id, kind), sa.not_(clause)) if negate else clause
+            return sa.and_(present, sa.not_(clause)) if negate else clause
         if isinstance(right, ast.Name) and not isinstance(left, ast.Name | ast.Tuple | ast.List):
             kind = self.field_type(right.id, right)
             if kind is None:
@@ -265,7 +310,10 @@ class SegmentCompiler:
         if isinstance(node, ast.Call):
             days = node.args[0]
             assert isinstance(days, ast.Constant) and isinstance(days.value, int)
-            return _Value((self.today - timedelta(days=days.value)).isoformat(), "date")
+            try:
+                return _Value((self.today - timedelta(days=days.value)).isoformat(), "date")
+            except OverflowError:
+                raise SegmentError(f"days_ago({days.value}) is before the year 1", _col(node)) from None
         if isinstance(node, ast.Constant):
             v = node.value
             if v is None:
@@ -280,7 +328,10 @@ class SegmentCompiler:
     def _fit(self, name: str, kind: AttributeType, value: _Value, node: ast.expr, op: ast.cmpop) -> _Value:
         """Check a literal against the field's type; date fields take ISO text or days_ago()."""
         if kind == "date" and value.kind == "string":
-            normalised = parse_date(str(value.value))
+            try:
+                normalised = parse_date(str(value.value))
+            except OverflowError:  # a time zone that moves the moment out of years 1-9999
+                normalised = None
             if normalised is None:
                 raise SegmentError(f"{name!r} holds dates: compare it with 'YYYY-MM-DD' or days_ago(N)", _col(node))
             return _Value(normalised, "date")
@@ -303,7 +354,7 @@ class SegmentCompiler:
         attrs = customers.c.attributes
         if self.dialect == "postgresql":
             raw = attrs.op("->")(sa.literal(name))
-            text = attrs.op("->>")(sa.literal(name))
+            text = attrs.op("->>", return_type=sa.Text)(sa.literal(name))
             json_kind = {"number": "number", "boolean": "boolean", "list": "array"}.get(kind, "string")
             guard = sa.func.jsonb_typeof(raw) == json_kind
             cast: ColumnElement[Any] = {
@@ -315,11 +366,20 @@ class SegmentCompiler:
         path = '$."' + name + '"'
         sqlite_kinds = {"number": ("integer", "real"), "boolean": ("true", "false"), "list": ("array",)}
         guard = sa.func.json_type(attrs, path).in_(sqlite_kinds.get(kind, ("text",)))
-        return sa.case((guard, sa.func.json_extract(attrs, path)), else_=sa.null())
+        # Typed as what it holds, so SQLAlchemy applies text, number or boolean operators to it, not JSON ones.
+        value_type = {"number": sa.Numeric(), "boolean": sa.Boolean(), "list": sa.JSON()}.get(kind, sa.Text())
+        return sa.case((guard, sa.func.json_extract(attrs, path, type_=value_type)), else_=sa.null())
 
     def _bind(self, value: _Value) -> Any:
         if value.kind == "number" and self.dialect == "postgresql":
             return sa.literal(Decimal(repr(value.value)), sa.Numeric)
+        if value.kind == "number" and isinstance(value.value, int) and value.value not in _INT64:
+            # SQLite integers are 64-bit; a larger literal compares as a float (stored numbers that large
+            # are floats in SQLite's JSON anyway).
+            try:
+                return sa.literal(float(value.value), sa.Float)
+            except OverflowError:
+                return sa.literal(float("inf") if value.value > 0 else float("-inf"), sa.Float)
         if value.kind == "boolean":
             if self.dialect == "postgresql":
                 return sa.literal(bool(value.value), sa.Boolean)
@@ -349,14 +409,26 @@ class SegmentCompiler:
         attrs = customers.c.attributes
         if self.dialect == "postgresql":
             return sa.func.coalesce(
-                attrs.op("->")(sa.literal(name)).op("@>")(sa.cast(sa.literal(json.dumps([value])), JSONB)),
+                attrs.op("->")(sa.literal(name)).bool_op("@>")(sa.cast(sa.literal(json.dumps([value])), JSONB)),
                 sa.false(),
+                type_=sa.Boolean,
             )
         path = '$."' + name + '"'
         each = sa.func.json_each(attrs, path).table_valued("value", "type")
         return sa.exists(
             sa.select(sa.literal(1)).select_from(each).where(each.c.type == "text", each.c.value == value)
         ).where(sa.func.json_type(attrs, path) == "array")
+
+
+def _join(parts: list[ColumnElement[bool]], conjunction: str) -> ColumnElement[bool]:
+    """`a AND b AND ...` (or OR); long lists as a balanced tree of groups, so SQLite's parser stays shallow."""
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) <= _GROUP:
+        return sa.and_(*parts) if conjunction == "AND" else sa.or_(*parts)
+    middle = len(parts) // 2
+    left, right = _join(parts[:middle], conjunction), _join(parts[middle:], conjunction)
+    return Grouping(left).bool_op(conjunction)(Grouping(right))
 
 
 def compile_segment(text: str, catalog: dict[str, AttributeType], dialect: str, today: date) -> ColumnElement[bool]:

@@ -13,7 +13,7 @@ import operator
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +220,8 @@ STRINGS = [
     "c1",
     "2026-03-15",
 ]
-texts = st.sampled_from(STRINGS) | st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=6)
+CHARACTERS = st.characters(codec="utf-8", exclude_characters="\x00")  # PostgreSQL text cannot hold NUL
+texts = st.sampled_from(STRINGS) | st.text(CHARACTERS, max_size=6)
 ints = st.sampled_from([0, 1, -1, 2, 17, 18, 65, 2**53, -(2**53)]) | st.integers(-(2**53), 2**53)
 floats = st.sampled_from([0.5, -0.5, 0.1, 0.30000000000000004, 18.0, -0.0, 1e16, 1e-300, 1.7976931348623157e308]) | (
     st.floats(allow_nan=False, allow_infinity=False)
@@ -263,7 +264,7 @@ def customer_lists(draw: st.DrawFn) -> list[Customer]:
         core = {
             "name": draw(st.none() | texts),
             "email": draw(st.none() | st.sampled_from(["zhang@example.com", "a@b.cn", ""]) | texts),
-            "country": draw(st.none() | st.sampled_from(["CN", "US", "cn"]) | st.text(max_size=2)),
+            "country": draw(st.none() | st.sampled_from(["CN", "US", "cn"]) | st.text(CHARACTERS, max_size=2)),
             "locale": draw(st.none() | st.sampled_from(["zh-CN", "en"]) | texts),
         }
         attributes: dict[str, Any] = {}
@@ -327,7 +328,9 @@ def atoms(draw: st.DrawFn) -> str:
         name = draw(st.sampled_from([n for n in COMPARABLE if n != "boolean"]))
         values = [draw(literal(name)) for _ in range(draw(st.integers(0, 3)))]
         values = [v for v in values if not v.startswith("days_ago")]  # a tuple holds plain literals only
-        bracketed = f"[{', '.join(values)}]" if draw(st.booleans()) else f"({', '.join(values)}{',' * (len(values) == 1)})"
+        bracketed = (
+            f"[{', '.join(values)}]" if draw(st.booleans()) else f"({', '.join(values)}{',' * (len(values) == 1)})"
+        )
         return f"{name} {draw(st.sampled_from(['in', 'not in']))} {bracketed}"
     if form == "contains":
         item = draw(days_ago()) if draw(st.integers(0, 9)) == 0 else repr(draw(PRODUCTS | texts))
@@ -659,7 +662,7 @@ EDGE_SEGMENTS: list[tuple[str, set[str] | None]] = [
     ("city >= 'a'", {"c1", "c6", "c7", "c8"}),
     ("city in ('上海', 'Beijing')", {"c1"}),
     ("city not in ('上海',)", {"c5", "c6", "c7", "c8"}),
-    ("city == \"O'Brien\"", {"c5"}),
+    ('city == "O\'Brien"', {"c5"}),
     ("city is None", {"c2", "c3", "c4"}),
     ("name == 'x\" OR 1=1 --'", {"c5"}),
     ("name == \"x' OR '1'='1\"", {"c6"}),
@@ -715,8 +718,10 @@ def test_edge_cases_give_the_same_ids_on_sqlite_and_postgresql(both_engines: dic
         assert wanted is None or reference == wanted, f"reference reading of {text!r}: {sorted(reference)}"
         found = {name: select_ids(engine, text) for name, engine in both_engines.items()}
         if any(ids != reference for ids in found.values()):
-            mismatches.append(f"{text!r}: wanted {sorted(reference)}, " + ", ".join(
-                f"{name} {sorted(ids)}" for name, ids in found.items()))
+            mismatches.append(
+                f"{text!r}: wanted {sorted(reference)}, "
+                + ", ".join(f"{name} {sorted(ids)}" for name, ids in found.items())
+            )
     assert not mismatches, "\n".join(mismatches)
 
 

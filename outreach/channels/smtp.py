@@ -16,7 +16,6 @@ from aiosmtplib import (
     SMTPNotSupported,
     SMTPRecipientsRefused,
     SMTPResponseException,
-    SMTPSenderRefused,
 )
 
 from outreach.channels.base import OutgoingMessage, SendResult
@@ -149,9 +148,7 @@ class SmtpProvider:
         except SMTPRecipientsRefused as exc:
             first = exc.recipients[0]
             return self._refused(message, first.code, first.message, recipient=True)
-        except SMTPSenderRefused as exc:
-            return self._refused(message, exc.code, exc.message, recipient=False)
-        except SMTPResponseException as exc:
+        except SMTPResponseException as exc:  # MAIL FROM or DATA refused, or 421 at any point
             return self._refused(message, exc.code, exc.message, recipient=False)
         except SMTPNotSupported as exc:
             # The server cannot take this address (SMTPUTF8); trying it again will not change that.

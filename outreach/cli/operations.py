@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -61,22 +61,24 @@ def report(
     print_report(data)
 
 
-def print_report(data: dict[str, object]) -> None:
-    console.print(f"[bold]report {data['campaign']}[/]", highlight=False)
-    funnel = data["funnel"]
-    assert isinstance(funnel, dict)
-    table = Table("step", "channel", *FUNNEL)
-    by_step = data["by_step"]
-    assert isinstance(by_step, list)
-    for row in by_step:
-        table.add_row(row["step"], row["channel"], *(str(row[k]) for k in FUNNEL))
-    table.add_row("[bold]all[/]", "", *(f"[bold]{funnel[k]}[/]" for k in FUNNEL))
+def print_report(data: dict[str, Any]) -> None:
+    """The funnel first, then one row per step and channel with the columns that have anything in them."""
+    funnel: dict[str, int] = data["funnel"]
+    title = f"report {data['campaign']}" + (f" (occurrence {data['occurrence']})" if data.get("occurrence") else "")
+    console.print(f"[bold]{title}[/]", highlight=False)
+    shown = [k for k in FUNNEL if funnel[k] or k in ("targeted", "sent")]
+    summary = Table(show_header=False, box=None, padding=(0, 2))
+    for key in shown:
+        summary.add_row(key, str(funnel[key]))
+    console.print(summary)
+    table = Table("step", "channel", *shown, title="by step and channel", title_justify="left")
+    for row in data["by_step"]:
+        table.add_row(row["step"], row["channel"], *(str(row[k]) for k in shown))
     console.print(table)
-    for title, key in (("suppressed by reason", "suppressed_by_reason"), ("top error codes", "errors_by_code")):
-        counts = data[key]
-        assert isinstance(counts, dict)
+    for heading, key in (("suppressed by reason", "suppressed_by_reason"), ("top error codes", "errors_by_code")):
+        counts: dict[str, int] = data[key]
         if counts:
-            console.print(f"{title}: " + ", ".join(f"{k} {v}" for k, v in counts.items()), highlight=False)
+            console.print(f"{heading}: " + ", ".join(f"{k} {v}" for k, v in counts.items()), highlight=False)
 
 
 @reports_errors
