@@ -10,6 +10,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy.engine import Engine
 
+from outreach.channels import check_providers
 from outreach.config import Settings
 from outreach.db import open_store
 from outreach.errors import InputError
@@ -82,6 +83,7 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
 
 def setup(settings: Settings, engine: Engine | None = None) -> BrokerHandle:
     """Create the broker, make it Dramatiq's global one, and declare the actors on it."""
+    check_providers(settings)
     engine = engine or open_store(settings.database_url)
     broker = make_broker(settings)
     dramatiq.set_broker(broker)
