@@ -1,0 +1,73 @@
+"""The store creates and upgrades its own schema, once, even when many processes start together."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from outreach import db
+from outreach.db import make_engine, meta, migrate, open_store
+
+
+def version(url: str) -> int:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        value = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar_one()
+    engine.dispose()
+    return int(value)
+
+
+def test_schema_is_created_once_by_many_starters(store_url: str) -> None:
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            open_store(store_url).dispose()
+        except BaseException as exc:  # collected, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert version(store_url) == db.SCHEMA_VERSION
+    engine = make_engine(store_url)
+    assert {"customers", "consents", "events", "deliveries", "campaign_runs", "attribute_types", "meta"} <= set(
+        sa.inspect(engine).get_table_names()
+    )
+    engine.dispose()
+
+
+def test_an_older_schema_is_upgraded_in_order(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    open_store(store_url).dispose()
+    applied: list[str] = []
+
+    def add_column(conn: Connection) -> None:
+        applied.append("add column")
+        conn.execute(sa.text("ALTER TABLE customers ADD COLUMN nickname VARCHAR(40)"))
+
+    def add_index(conn: Connection) -> None:
+        applied.append("add index")
+        conn.execute(sa.text("CREATE INDEX ix_customers_nickname ON customers (nickname)"))
+
+    monkeypatch.setattr(db, "MIGRATIONS", [*db.MIGRATIONS, add_column, add_index])
+    monkeypatch.setattr(db, "SCHEMA_VERSION", db.SCHEMA_VERSION + 2)
+    engine = make_engine(store_url)
+    migrate(engine)
+    migrate(engine)  # already current: nothing applied twice
+    assert applied == ["add column", "add index"]
+    assert version(store_url) == db.SCHEMA_VERSION
+    assert "nickname" in {c["name"] for c in sa.inspect(engine).get_columns("customers")}
+    engine.dispose()
+
+
+def test_a_newer_schema_is_refused(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    open_store(store_url).dispose()
+    monkeypatch.setattr(db, "SCHEMA_VERSION", db.SCHEMA_VERSION - 1)
+    with pytest.raises(RuntimeError, match="newer than this program"):
+        migrate(make_engine(store_url))
