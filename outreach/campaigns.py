@@ -337,18 +337,16 @@ class _Checker:
                 first[step_id] = i
 
     def _segment(self, text: str, loc: Loc) -> None:
-        expression = text.strip()
-        leading = len(text) - len(text.lstrip())
         try:
-            check_segment(expression, self.catalog)
+            check_segment(text, self.catalog)
         except SegmentError as exc:
+            # exc.col counts characters of the line the expression starts on (leading blanks included)
+            blank_lines = text[: len(text) - len(text.lstrip())].count("\n")
             col = exc.col or 1
-            if not exc.message.startswith("segment does not parse"):
-                # Python's ast counts columns in UTF-8 bytes; SyntaxError counts characters
-                col = len(expression.encode()[: col - 1].decode("utf-8", "ignore")) + 1
-            if "\n" in expression:  # the column is within some line of the expression: point at its start
-                col = 1
-            line, column = self.doc.text_position(loc, 1, leading + col)
+            if "\n" in text.strip():  # the column is on some line of a multi-line expression: point at its start
+                first = text.split("\n")[blank_lines]
+                col = len(first) - len(first.lstrip()) + 1
+            line, column = self.doc.text_position(loc, blank_lines + 1, col)
             where = _dotted(loc)
             message = exc.message if exc.message.startswith(where) else f"{where}: {exc.message}"
             self.problems.append(Problem(self.doc.path, line, column, message))
@@ -367,10 +365,12 @@ class _Checker:
                 )
             )
             return
+        bad_fields = 0
         for match, (name, label) in zip(fields, (*_CRON_FIELDS, _CRON_WEEKDAY), strict=True):
             try:
                 CronTrigger(**{name: match.group()}, timezone=timezone)
             except ValueError as exc:
+                bad_fields += 1
                 reason = re.sub(r"^Error validating expression '[^']*': ", "", str(exc))
                 line, col = self.doc.text_position(loc, 1, match.start() + 1)
                 self.problems.append(
@@ -378,7 +378,8 @@ class _Checker:
                         self.doc.path, line, col, f"schedule.cron: {label} {match.group()!r} is not valid: {reason}"
                     )
                 )
-                return
+        if bad_fields:
+            return
         try:
             CronTrigger.from_crontab(expression, timezone=timezone)
         except ValueError as exc:

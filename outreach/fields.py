@@ -45,7 +45,8 @@ def parse_boolean(text: str) -> bool | None:
 def parse_date(text: str) -> str | None:
     """An ISO date (`2026-01-31`) or date-time, normalised so that text order is time order.
 
-    Dates stay `YYYY-MM-DD`; date-times become UTC `YYYY-MM-DDTHH:MM:SSZ` (naive ones are taken as UTC).
+    Dates stay `YYYY-MM-DD`; date-times become UTC `YYYY-MM-DDTHH:MM:SSZ` (naive ones are taken as UTC;
+    fractions of a second are dropped).
     """
     text = text.strip()
     try:
@@ -55,8 +56,9 @@ def parse_date(text: str) -> str | None:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
-            return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except ValueError:
+            # isoformat, not strftime: strftime writes year 999 as "999", which breaks text order.
+            return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+    except (ValueError, OverflowError):  # OverflowError: an offset that moves the date past year 1 or 9999
         return None
     return None
 

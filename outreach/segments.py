@@ -249,6 +249,7 @@ class SegmentCompiler:
                 raise SegmentError("write `field is None`, with the field first", _col(left))
             name, value_node, op = right, left, _FLIPPED[type(op)]()
         elif isinstance(left, ast.Name):
+            assert isinstance(right, ast.Name)
             self.field_type(left.id, left)  # an unknown name, or days_ago without (N), is the first thing to fix
             self.field_type(right.id, right)
             raise SegmentError("compare a field with a value, not with another field", _col(right))

@@ -27,6 +27,7 @@ _Positions = list[tuple[int, int]]
 _NULL_TAG = "tag:yaml.org,2002:null"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _FOLD_MARK = "\x07"  # ruamel marks where a folded block scalar folded a line break
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class YamlDocument:
         if not complete or not isinstance(node, ScalarNode):
             return self.locate(loc)
         value = str(node.value).replace(_FOLD_MARK, "")
-        positions = scalar_positions(node, self.text.splitlines())
+        positions = scalar_positions(node, split_lines(self.text))
         if not positions:
             line, col = self.locate(loc)
             return line, col + (1 if node.style in ('"', "'") else 0)
@@ -93,6 +94,11 @@ class YamlDocument:
             else:
                 return key, node, False
         return key, node, True
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of `text` as YAML counts them (str.splitlines knows more line breaks than YAML does)."""
+    return _LINE_BREAK.split(text)
 
 
 def _is_empty(node: Node) -> bool:
@@ -149,12 +155,12 @@ def _block(node: ScalarNode, lines: list[str]) -> tuple[str, _Positions]:
         base = len(lines[header_line]) - len(lines[header_line].lstrip(" "))
         indent = base + explicit
     else:
-        first = next((lines[i] for i in body if lines[i].strip()), "")
+        first = next((lines[i] for i in body if lines[i].strip(" ")), "")
         indent = len(first) - len(first.lstrip(" "))
     content: list[tuple[int, str]] = []  # (line number, text after the indentation)
     for i in body:
         line = lines[i]
-        if line.strip() and len(line) - len(line.lstrip(" ")) < indent:
+        if line.strip(" ") and len(line) - len(line.lstrip(" ")) < indent:
             break
         content.append((i, line[indent:]))
     if node.style == "|":

@@ -1,0 +1,522 @@
+"""End-to-end benchmark: import customers, plan an email campaign, deliver it with real workers over real SMTP.
+
+    .venv/bin/python -m bench.pipeline [--customers 100000] [--database postgresql|sqlite]
+                                       [--processes 2] [--threads 4] [--json-out PATH]
+
+Everything runs on this machine against real services: a fresh PostgreSQL database (dropped at the end) or a
+temporary SQLite file, Redis under a namespace of its own (its keys removed at the end), `outreach worker`
+processes, and an aiosmtpd server in a separate process that counts what it receives. The same run measures
+plain aiosmtplib against the same server with as many connections as the workers have threads, so the
+delivery rate is printed next to the raw limit of this machine. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from bench.data import CAMPAIGN_ID, campaign_yaml, write_customers
+from bench.raw_smtp import RawMail, measure_raw
+from bench.smtp_sink import SmtpSink
+from outreach.campaigns import load_campaign
+from outreach.channels.email_message import build_email, email_bytes
+from outreach.config import Settings, load_settings
+from outreach.db import deliveries, open_store
+from outreach.delivery import outgoing
+from outreach.importer import import_customers
+from outreach.ledger import open_count
+from outreach.planner import plan_campaign
+from outreach.profiles import attribute_catalog
+from workers.broker import setup
+
+OCCURRENCE = "bench"
+# Delivery ids of the raw phase's messages: far above any ledger id, so their Message-IDs never collide.
+RAW_ID_BASE = 10**12
+POLL_SECONDS = 0.2
+
+
+@dataclass
+class Phase:
+    """`items` handled in `seconds`."""
+
+    items: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.items / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"items": self.items, "seconds": round(self.seconds, 3), "per_second": round(self.rate, 1)}
+
+
+@dataclass
+class Delivery:
+    phase: Phase
+    smtp_received: int
+    smtp_duplicates: int
+    statuses: dict[str, int]
+    # From launching `outreach worker` to the first row marked sent, and the rate from first to last send.
+    first_send_after: float
+    steady: Phase
+    workers_exit_code: int | None
+
+
+@dataclass
+class Figures:
+    cpus: int
+    python: str
+    database: str
+    customers: int
+    processes: int
+    threads: int
+    batch_size: int
+    import_: Phase | None = None
+    plan: Phase | None = None
+    delivery: Delivery | None = None
+    raw: Phase | None = None
+    raw_connections: int = 0
+    raw_message_bytes: int = 0
+    raw_duplicates: int = 0
+    total_seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def fraction_of_raw(self) -> float | None:
+        if self.delivery is None or self.raw is None or self.raw.rate == 0:
+            return None
+        return self.delivery.phase.rate / self.raw.rate
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "machine": {"cpus": self.cpus, "python": self.python, "database": self.database},
+            "customers": self.customers,
+            "processes": self.processes,
+            "threads": self.threads,
+            "batch_size": self.batch_size,
+            "import": self.import_.as_dict() if self.import_ else None,
+            "plan": self.plan.as_dict() if self.plan else None,
+            "delivery": None,
+            "raw": None,
+            "delivery_fraction_of_raw": round(self.fraction_of_raw, 4) if self.fraction_of_raw is not None else None,
+            "total_seconds": round(self.total_seconds, 1),
+            "problems": self.problems,
+        }
+        if self.delivery is not None:
+            d = self.delivery
+            out["delivery"] = {
+                **d.phase.as_dict(),
+                "smtp_received": d.smtp_received,
+                "smtp_duplicates": d.smtp_duplicates,
+                "statuses": d.statuses,
+                "first_send_after_seconds": round(d.first_send_after, 3),
+                "first_to_last_send": d.steady.as_dict(),
+                "workers_exit_code": d.workers_exit_code,
+            }
+        if self.raw is not None:
+            out["raw"] = {
+                **self.raw.as_dict(),
+                "connections": self.raw_connections,
+                "message_bytes": self.raw_message_bytes,
+                "smtp_duplicates": self.raw_duplicates,
+            }
+        return out
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- services -------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def bench_database(kind: str, folder: Path, admin_url: str) -> Iterator[str]:
+    """The URL of an empty store: a temporary SQLite file, or a fresh PostgreSQL database dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'outreach.db'}"
+        return
+    import psycopg
+    from psycopg import sql
+
+    name = f"outreach_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlsplit(admin_url)._replace(path=f"/{name}").geturl()
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def remove_redis_keys(url: str, namespace: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(f"{namespace}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def engine_env(
+    database_url: str, redis_url: str, namespace: str, smtp_url: str, batch_size: int, folder: Path
+) -> dict[str, str]:
+    """The OUTREACH_* settings that both this process and the workers run with."""
+    return {
+        # A path that does not exist: config/outreach.toml of the working tree must not interfere.
+        "OUTREACH_CONFIG": str(folder / "no-config.toml"),
+        "OUTREACH_DATABASE_URL": database_url,
+        "OUTREACH_BROKER_URL": redis_url,
+        "OUTREACH_BROKER_NAMESPACE": namespace,
+        "OUTREACH_SMTP_URL": smtp_url,
+        "OUTREACH_BATCH_SIZE": str(batch_size),
+        "OUTREACH_LIST_COLUMNS": "products",
+        "OUTREACH_SECRET_KEY": secrets.token_urlsafe(32),
+        "OUTREACH_OUTBOX_DIR": str(folder / "outbox"),
+        "OUTREACH_TEMPLATES_DIR": str(folder / "templates"),
+    }
+
+
+def database_description(engine: Engine) -> str:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            version = conn.execute(sa.text("SHOW server_version")).scalar_one()
+        return f"PostgreSQL {str(version).split()[0]}"
+    import sqlite3
+
+    return f"SQLite {sqlite3.sqlite_version} (file)"
+
+
+# -- phases ---------------------------------------------------------------------------------------------
+
+
+def run_import(engine: Engine, settings: Settings, folder: Path, count: int) -> Phase:
+    path = folder / "customers.csv"
+    log(f"writing {count:,} customers to {path.name} ...")
+    write_customers(path, count)
+    log("importing ...")
+    start = time.perf_counter()
+    summary = import_customers(engine, path, settings)
+    seconds = time.perf_counter() - start
+    if summary.created != count:
+        raise RuntimeError(f"import created {summary.created} customers, expected {count}")
+    return Phase(summary.created, seconds)
+
+
+def run_plan(engine: Engine, settings: Settings, folder: Path) -> Phase:
+    path = folder / "campaign.yaml"
+    path.write_text(campaign_yaml(), encoding="utf-8")
+    with engine.connect() as conn:
+        catalog = attribute_catalog(conn)
+    loaded = load_campaign(path, settings, catalog)
+    handle = setup(settings, engine)
+    try:
+        log("planning and enqueueing ...")
+        start = time.perf_counter()
+        plan = plan_campaign(engine, loaded, settings, OCCURRENCE, dry_run=False, transport=handle.transport)
+        seconds = time.perf_counter() - start
+    finally:
+        handle.close()
+    suppressed = sum(sum(s.suppressed.values()) for s in plan.steps)
+    if suppressed:
+        raise RuntimeError(f"the planner suppressed {suppressed} customers: {[dict(s.suppressed) for s in plan.steps]}")
+    return Phase(len(plan.row_ids), seconds)
+
+
+def run_delivery(
+    engine: Engine,
+    env: dict[str, str],
+    folder: Path,
+    sink: SmtpSink,
+    expected: int,
+    processes: int,
+    threads: int,
+    timeout: float,
+) -> Delivery:
+    """Start `outreach worker`, wait until the ledger has no open row for the campaign, stop the workers."""
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "TWILIO_"))}
+    child_env.update(env)
+    command = [
+        str(Path(sys.executable).parent / "outreach"),
+        "worker",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+    ]
+    log_path = folder / "workers.log"
+    before = sink.count()
+    log(f"delivering with `outreach worker --processes {processes} --threads {threads}` ...")
+    with log_path.open("wb") as worker_log:
+        launched = time.time()
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, env=child_env, cwd=folder, stdout=worker_log, stderr=subprocess.STDOUT)
+        try:
+            _wait_until_done(engine, proc, expected, timeout, log_path)
+            seconds = time.perf_counter() - start
+        finally:
+            exit_code = stop_workers(proc)
+    received = sink.count() - before
+    with engine.connect() as conn:
+        statuses = {
+            str(status): int(n)
+            for status, n in conn.execute(
+                sa.select(deliveries.c.status, sa.func.count())
+                .where(deliveries.c.campaign_id == CAMPAIGN_ID)
+                .group_by(deliveries.c.status)
+            )
+        }
+        first, last = conn.execute(
+            sa.select(sa.func.min(deliveries.c.sent_at), sa.func.max(deliveries.c.sent_at)).where(
+                deliveries.c.campaign_id == CAMPAIGN_ID
+            )
+        ).one()
+    sent = statuses.get("sent", 0)
+    first_after = first.timestamp() - launched if first else 0.0
+    span = (last - first).total_seconds() if first and last else 0.0
+    return Delivery(
+        phase=Phase(sent, seconds),
+        smtp_received=received.messages,
+        smtp_duplicates=received.duplicates,
+        statuses=statuses,
+        first_send_after=first_after,
+        steady=Phase(max(sent - 1, 0), span),
+        workers_exit_code=exit_code,
+    )
+
+
+def _wait_until_done(
+    engine: Engine, proc: subprocess.Popen[bytes], expected: int, timeout: float, log_path: Path
+) -> None:
+    start = time.perf_counter()
+    next_report = start + 5
+    while True:
+        with engine.connect() as conn:
+            left = open_count(conn, CAMPAIGN_ID)
+        now = time.perf_counter()
+        if left == 0:
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"the workers exited with status {proc.returncode}:\n{_tail(log_path)}")
+        if now - start > timeout:
+            raise RuntimeError(f"{left} rows still open after {timeout:.0f} s:\n{_tail(log_path)}")
+        if now >= next_report:
+            log(f"  {expected - left:,} of {expected:,} done after {now - start:.0f} s")
+            next_report = now + 5
+        time.sleep(POLL_SECONDS)
+
+
+def stop_workers(proc: subprocess.Popen[bytes]) -> int | None:
+    """SIGTERM (Dramatiq finishes the messages in hand and exits), then wait; kill only if that fails."""
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(120)
+    except subprocess.TimeoutExpired:
+        log("the workers did not stop within 120 s of SIGTERM: killing them")
+        proc.kill()
+        proc.wait()
+        return None
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no worker log)"
+
+
+def raw_mails(engine: Engine, settings: Settings, count: int) -> list[RawMail]:
+    """`count` messages built as the workers build them (build_email) from the campaign's own ledger rows."""
+    with engine.connect() as conn:
+        rows = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(deliveries)
+                .where(deliveries.c.campaign_id == CAMPAIGN_ID)
+                .order_by(deliveries.c.id)
+                .limit(count)
+            ).mappings()
+        ]
+    if not rows:
+        raise RuntimeError("no ledger rows to build raw messages from")
+    sender = parseaddr(settings.email_from)[1]
+    mails: list[RawMail] = []
+    for i in range(count):
+        message = replace(outgoing(rows[i % len(rows)], settings), delivery_id=RAW_ID_BASE + i, message_id=None)
+        email = build_email(message, settings.email_from)
+        mails.append((sender, str(email["To"]), email_bytes(email)))
+    return mails
+
+
+def run_raw(engine: Engine, settings: Settings, sink: SmtpSink, figures: Figures, count: int) -> None:
+    mails = raw_mails(engine, settings, count)
+    connections = figures.processes * figures.threads
+    log(f"raw aiosmtplib: {count:,} messages over {connections} connections ...")
+    before = sink.count()
+    result = measure_raw("127.0.0.1", sink.port, mails, figures.processes, figures.threads)
+    received = sink.count() - before
+    figures.raw = Phase(result.messages, result.seconds)
+    figures.raw_connections = result.connections
+    figures.raw_message_bytes = round(sum(len(m[2]) for m in mails) / len(mails))
+    figures.raw_duplicates = received.duplicates
+    if received.messages != count:
+        figures.problems.append(f"raw phase: the SMTP server received {received.messages:,}, sent {count:,}")
+
+
+# -- report ---------------------------------------------------------------------------------------------
+
+
+def table(figures: Figures) -> str:
+    f = figures
+    lines = [
+        "outreach pipeline benchmark",
+        f"  machine     {f.cpus} CPUs, {platform.system()} {platform.machine()}, Python {f.python}",
+        f"  database    {f.database}",
+        f"  customers   {f.customers:,}   workers {f.processes} processes x {f.threads} threads   "
+        f"batch size {f.batch_size}",
+        "",
+        f"  {'phase':<38}{'items':>10}{'seconds':>10}{'per second':>12}",
+    ]
+
+    def row(label: str, phase: Phase | None) -> None:
+        if phase is not None:
+            lines.append(f"  {label:<38}{phase.items:>10,}{phase.seconds:>10.1f}{phase.rate:>12,.0f}")
+
+    row("import customers", f.import_)
+    row("plan campaign (rows written + enqueued)", f.plan)
+    d = f.delivery
+    if d is not None:
+        row("deliver (workers launch -> ledger done)", d.phase)
+        row("  of which first -> last send", d.steady)
+        lines.append(f"  {'  first send after launch':<38}{'':>10}{d.first_send_after:>10.1f}")
+    row(f"raw aiosmtplib ({f.raw_connections} connections)", f.raw)
+    if f.fraction_of_raw is not None:
+        lines.append(f"  {'delivery rate / raw rate':<38}{'':>10}{'':>10}{f.fraction_of_raw:>11.1%}")
+    lines.append("")
+    if d is not None:
+        others = {k: v for k, v in d.statuses.items() if k != "sent"}
+        lines.append(
+            f"  check: ledger sent {d.statuses.get('sent', 0):,}, SMTP server received {d.smtp_received:,}, "
+            f"repeated Message-IDs {d.smtp_duplicates}, other statuses {others or 'none'}"
+        )
+        lines.append(f"  workers stopped by SIGTERM, exit status {d.workers_exit_code}")
+    if f.raw is not None:
+        lines.append(
+            f"  raw messages: {f.raw_message_bytes:,} bytes on average, repeated Message-IDs {f.raw_duplicates}"
+        )
+    lines.append(f"  whole run: {f.total_seconds:.0f} s")
+    for problem in f.problems:
+        lines.append(f"  PROBLEM: {problem}")
+    return "\n".join(lines)
+
+
+def check(figures: Figures) -> None:
+    d = figures.delivery
+    if d is None or figures.plan is None:
+        return
+    sent = d.statuses.get("sent", 0)
+    if sent != figures.plan.items:
+        figures.problems.append(f"{figures.plan.items:,} rows planned but {sent:,} sent: {d.statuses}")
+    if d.smtp_received != sent:
+        figures.problems.append(f"the SMTP server received {d.smtp_received:,} messages, the ledger says {sent:,} sent")
+    if d.smtp_duplicates or figures.raw_duplicates:
+        figures.problems.append("the SMTP server received some Message-ID more than once")
+
+
+# -- main -----------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, default=100_000, help="customers to import and email")
+    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--processes", type=int, default=2, help="`outreach worker --processes`")
+    parser.add_argument("--threads", type=int, default=4, help="`outreach worker --threads`")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=int(os.environ.get("OUTREACH_BATCH_SIZE", Settings.batch_size)),
+        help="ledger ids per broker message (default: OUTREACH_BATCH_SIZE or %(default)s)",
+    )
+    parser.add_argument("--raw-messages", type=int, default=20_000, help="messages of the raw phase (at most N)")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("OUTREACH_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="a database to connect to for CREATE / DROP DATABASE",
+    )
+    parser.add_argument("--redis-url", default=os.environ.get("OUTREACH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for delivery")
+    parser.add_argument("--json-out", type=Path, help="also write the figures as JSON to this file")
+    args = parser.parse_args(argv)
+    for name in ("customers", "processes", "threads", "batch_size", "raw_messages"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    return args
+
+
+def run(args: argparse.Namespace) -> Figures:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="outreach-bench-") as tmp, ExitStack() as stack:
+        folder = Path(tmp)
+        database_url = stack.enter_context(bench_database(args.database, folder, args.postgres_url))
+        namespace = f"outreach-bench-{uuid.uuid4().hex[:10]}"
+        stack.callback(remove_redis_keys, args.redis_url, namespace)
+        sink = stack.enter_context(SmtpSink())
+        env = engine_env(database_url, args.redis_url, namespace, sink.url, args.batch_size, folder)
+        settings = load_settings(env)
+        engine = open_store(settings.database_url)
+        stack.callback(engine.dispose)
+        figures = Figures(
+            cpus=os.cpu_count() or 0,
+            python=platform.python_version(),
+            database=database_description(engine),
+            customers=args.customers,
+            processes=args.processes,
+            threads=args.threads,
+            batch_size=settings.batch_size,
+        )
+        figures.import_ = run_import(engine, settings, folder, args.customers)
+        figures.plan = run_plan(engine, settings, folder)
+        figures.delivery = run_delivery(
+            engine, env, folder, sink, figures.plan.items, args.processes, args.threads, args.timeout
+        )
+        run_raw(engine, settings, sink, figures, min(args.raw_messages, args.customers))
+        check(figures)
+        log("cleaning up ...")
+    figures.total_seconds = time.perf_counter() - started
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    figures = run(args)
+    print(table(figures))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(figures.as_dict(), indent=2) + "\n", encoding="utf-8")
+    return 1 if figures.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
