@@ -7,23 +7,23 @@ their own (the segment, the schedule, each step with its templates) are still ch
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
 from ruamel.yaml.comments import CommentedMap
 
+from outreach.campaign_errors import dotted, pydantic_problems
 from outreach.campaign_model import SCHEDULE_OR_TRIGGER, Campaign, Schedule, Step, Trigger
 from outreach.config import Settings
 from outreach.errors import InputError, Problem
 from outreach.fields import CORE_FIELDS, AttributeType
 from outreach.rendering import TemplateText, check_template
-from outreach.segments import SegmentError, check_segment
+from outreach.segment_syntax import SegmentError
+from outreach.segments import check_segment
 from outreach.yamlsource import Loc, YamlDocument, load_yaml, parse_yaml
 
 EMAIL_PARTS = ("subject", "text", "html")
@@ -126,140 +126,13 @@ def load_campaign(path: Path, settings: Settings, catalog: dict[str, AttributeTy
         campaign = Campaign.model_validate(doc.data)
     except ValidationError as exc:
         campaign = None
-        problems.extend(_pydantic_problems(doc, exc))
+        problems.extend(pydantic_problems(doc, exc))
     checker = _Checker(doc, settings, catalog)
     templates = checker.run(campaign)
     problems.extend(checker.problems)
     if problems or campaign is None:
         raise InputError(dict.fromkeys(problems))  # a problem found both ways is reported once
     return LoadedCampaign(campaign, path, doc.text, templates)
-
-
-# -- pydantic's errors in a marketer's words ----------------------------------------------------------
-
-
-def _pydantic_problems(doc: YamlDocument, exc: ValidationError) -> list[Problem]:
-    problems = []
-    for error in exc.errors(include_url=False):
-        loc: list[str | int] = [p for p in error["loc"] if isinstance(p, str | int)]
-        kind = error["type"]
-        if kind == "extra_forbidden" and loc:
-            problems.append(doc.problem(loc, _unknown_key_message(loc), at_key=True))
-        elif kind == "missing" and loc:
-            parent = _dotted(loc[:-1])
-            message = f"missing required key {loc[-1]!r}"
-            problems.append(doc.problem(loc[:-1], f"{parent}: {message}" if parent else message))
-        else:
-            where = _dotted(loc)
-            message = _value_message(error, loc)
-            message = f"{where}: {message}" if where else message
-            pos = (error.get("ctx") or {}).get("pos")
-            if isinstance(pos, int) and isinstance(error.get("input"), str) and "\n" not in error["input"]:
-                line, col = doc.text_position(loc, 1, pos + 1)  # a position inside the value
-                problems.append(Problem(doc.path, line, col, message))
-            else:
-                problems.append(doc.problem(loc, message))
-    return problems
-
-
-def _unknown_key_message(loc: Sequence[str | int]) -> str:
-    key = str(loc[-1])
-    model = _model_at(loc[:-1])
-    if model is None:
-        return f"unknown key {key!r}"
-    known = list(model.model_fields)
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
-    if close:
-        return f"unknown key {key!r}; did you mean {close[0]!r}?"
-    return f"unknown key {key!r} (allowed here: {', '.join(known)})"
-
-
-def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
-    """The model that validates the mapping at `loc` in a campaign file."""
-    model: type[BaseModel] = Campaign
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        inner = _model_in(field.annotation) if field is not None else None
-        if inner is None:
-            return None
-        model = inner
-    return model
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _value_message(error: ErrorDetails, loc: Sequence[str | int]) -> str:
-    kind = error["type"]
-    value = error.get("input")
-    ctx = error.get("ctx") or {}
-    if value is None and kind.endswith("_type"):
-        return "has no value"
-    messages: dict[str, Callable[[], str]] = {
-        "literal_error": lambda: f"{_describe(value)} is not valid; write {ctx.get('expected', 'one of the options')}",
-        "string_type": lambda: f"should be text, not {_describe(value)}",
-        "int_type": lambda: f"should be a whole number, not {_describe(value)}",
-        "int_parsing": lambda: f"should be a whole number, not {_describe(value)}",
-        "int_from_float": lambda: f"should be a whole number, not {_describe(value)}",
-        "greater_than": lambda: f"should be more than {ctx.get('gt')}",
-        "list_type": lambda: f"should be a list (lines starting with `- `), not {_describe(value)}",
-        "model_type": lambda: f"should be a mapping (`key: value` lines), not {_describe(value)}",
-        "model_attributes_type": lambda: f"should be a mapping (`key: value` lines), not {_describe(value)}",
-        "dict_type": lambda: f"should be a mapping (`key: value` lines), not {_describe(value)}",
-        "too_short": lambda: "needs at least one step" if list(loc) == ["steps"] else "needs at least one entry",
-        "string_too_short": lambda: "must not be empty",
-        "string_too_long": lambda: f"is too long (at most {ctx.get('max_length')} characters)",
-        "string_pattern_mismatch": lambda: _pattern_message(str(loc[-1]) if loc else "", value),
-    }
-    if kind in messages:
-        return messages[kind]()
-    if kind.startswith("datetime"):
-        return f"{_describe(value)} is not a date and time like 2026-01-31 10:00"
-    return str(error["msg"]).removeprefix("Value error, ")
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "an empty value"
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (true/false)"
-    if isinstance(value, int | float):
-        return f"a number ({value})"
-    if isinstance(value, str):
-        return repr(str(value))
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
-def _pattern_message(field: str, value: Any) -> str:
-    hints = {
-        "id": "ids are lowercase letters, digits and -, starting with a letter or digit (at most 64)",
-        "tag": "tags are lowercase letters, digits and -, starting with a letter or digit (at most 64)",
-        "template": "template names are folders and names of letters, digits, _ and -, like nps/reminder",
-        "throttle": "write a rate like 50/s, 300/m or 1000/h",
-        "start": "write a time as HH:MM",
-        "end": "write a time as HH:MM",
-    }
-    return f"{value!r} is not valid: {hints.get(field, 'wrong format')}"
-
-
-def _dotted(loc: Sequence[str | int]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
 
 
 def _valid(model: type[_M], value: Any) -> _M | None:
@@ -347,7 +220,7 @@ class _Checker:
                 first = text.split("\n")[blank_lines]
                 col = len(first) - len(first.lstrip()) + 1
             line, column = self.doc.text_position(loc, blank_lines + 1, col)
-            where = _dotted(loc)
+            where = dotted(loc)
             message = exc.message if exc.message.startswith(where) else f"{where}: {exc.message}"
             self.problems.append(Problem(self.doc.path, line, column, message))
 

@@ -30,7 +30,8 @@ from outreach.messages import Composed, StepComposer
 from outreach.profiles import add_events, attribute_catalog, consent_block_reason, consent_map, event_row
 from outreach.queueing import Transport, enqueue_in_batches
 from outreach.rendering import MissingData, RenderError
-from outreach.segments import SegmentError, compile_segment
+from outreach.segment_syntax import SegmentError
+from outreach.segments import compile_segment
 from outreach.unsubscribe import signing_key
 
 CHUNK = 1000

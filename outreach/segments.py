@@ -29,10 +29,10 @@ from sqlalchemy.sql.elements import ColumnElement, Grouping
 
 from outreach.db import customers
 from outreach.fields import CORE_FIELDS, AttributeType, parse_date
+from outreach.segment_syntax import SegmentError, column_of, describe, parse_segment
 
 EVERYONE = "everyone"
 # Deeper nesting of and/or/not than this is refused: nobody writes it, and it would exhaust Python's stack.
-MAX_DEPTH = 100
 # SQLite parses `a OR b OR c ...` into a tree as deep as the list is long, and refuses depth over 1000:
 # longer and/or lists are compiled as a balanced tree of parenthesised groups of at most this many.
 _GROUP = 64
@@ -57,135 +57,12 @@ _FLIPPED: dict[type[ast.cmpop], type[ast.cmpop]] = {
 }
 
 
-class SegmentError(Exception):
-    """A segment expression that cannot be used; `col` is 1-based within the expression."""
-
-    def __init__(self, message: str, col: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.col = col
-
-
 @dataclass(frozen=True)
 class _Value:
     """A literal on the other side of a comparison, with its segment type."""
 
     value: Any
     kind: AttributeType | None  # None for the None literal
-
-
-def parse_segment(text: str) -> ast.expr:
-    """Parse and check the form of an expression (no field types yet).
-
-    Columns in errors count characters (not UTF-8 bytes, as `ast` does) of the text as given, leading
-    blanks included.
-    """
-    source = text.strip() or "True"
-    blanks = text[: len(text) - len(text.lstrip())]
-    lead = len(blanks) - (blanks.rfind("\n") + 1)  # columns the first line of `source` is shifted by
-    if "\x00" in text:
-        at = text.index("\x00")
-        raise SegmentError("segment does not parse: it contains a NUL character", at - text.rfind("\n", 0, at))
-    try:
-        tree = ast.parse(source, mode="eval")
-    except SyntaxError as exc:
-        lines = source.split("\n")
-        if exc.offset:
-            line, col = exc.lineno or 1, exc.offset
-        else:  # the text ended too soon: point just past its end
-            line, col = len(lines), len(lines[-1]) + 1
-        raise SegmentError(f"segment does not parse: {exc.msg}", max(col + (lead if line == 1 else 0), 1)) from None
-    except (RecursionError, MemoryError):
-        raise SegmentError(f"segment is nested too deeply (more than {MAX_DEPTH} levels)", 1) from None
-    _to_character_columns(tree, source, lead)
-    _check_form(tree.body, 0)
-    return tree.body
-
-
-def _to_character_columns(tree: ast.AST, source: str, lead: int) -> None:
-    lines = [line.encode() for line in source.split("\n")]
-    for node in ast.walk(tree):
-        if isinstance(node, ast.expr | ast.keyword | ast.arg):
-            line = lines[node.lineno - 1] if 0 < node.lineno <= len(lines) else b""
-            shift = lead if node.lineno == 1 else 0
-            node.col_offset = len(line[: node.col_offset].decode(errors="replace")) + shift
-
-
-def names_in(tree: ast.expr) -> set[str]:
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-
-
-def _check_form(node: ast.AST, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise SegmentError(f"segment is nested too deeply (more than {MAX_DEPTH} levels)", _col(node))
-    if isinstance(node, ast.BoolOp):
-        for value in node.values:
-            _check_form(value, depth + 1)
-    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        _check_form(node.operand, depth + 1)
-    elif isinstance(node, ast.Compare):
-        for part in [node.left, *node.comparators]:
-            _check_operand(part)
-    elif isinstance(node, ast.Name):
-        return
-    elif isinstance(node, ast.Call):
-        raise SegmentError("the only function a segment may call is days_ago(N), in a comparison", _col(node))
-    elif isinstance(node, ast.Constant):
-        if not isinstance(node.value, bool):
-            raise SegmentError("a segment must be a condition, not a lone value", _col(node))
-    else:
-        raise SegmentError(f"{_describe(node)} is not allowed in a segment", _col(node))
-
-
-def _check_operand(node: ast.AST) -> None:
-    if isinstance(node, ast.Name):
-        return
-    if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, str | int | float | bool)):
-        return
-    if isinstance(node, ast.Tuple | ast.List):
-        for element in node.elts:
-            if not (
-                (isinstance(element, ast.Constant) and isinstance(element.value, str | int | float | bool))
-                or _is_negative_literal(element)
-            ):
-                raise SegmentError("a list in a segment holds only literal values", _col(element))
-        return
-    if _is_negative_literal(node):
-        return
-    if isinstance(node, ast.Call):
-        if not (isinstance(node.func, ast.Name) and node.func.id == "days_ago"):
-            raise SegmentError("the only function a segment may call is days_ago(N)", _col(node))
-        arg = node.args[0] if len(node.args) == 1 and not node.keywords else None
-        if not (isinstance(arg, ast.Constant) and isinstance(arg.value, int) and not isinstance(arg.value, bool)):
-            raise SegmentError("days_ago takes one whole number of days, like days_ago(30)", _col(node))
-        if arg.value < 0:
-            raise SegmentError("days_ago needs zero or more days", _col(node))
-        return
-    raise SegmentError(f"{_describe(node)} is not allowed in a segment", _col(node))
-
-
-def _is_negative_literal(node: ast.AST) -> bool:
-    return isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant)
-
-
-def _describe(node: ast.AST) -> str:
-    names = {
-        ast.Attribute: "attribute access (a.b)",
-        ast.Subscript: "indexing (a[b])",
-        ast.Call: "a function call",
-        ast.Lambda: "lambda",
-        ast.BinOp: "arithmetic",
-        ast.IfExp: "a conditional expression",
-        ast.NamedExpr: "assignment (:=)",
-    }
-    for kind, text in names.items():
-        if isinstance(node, kind):
-            return text
-    return type(node).__name__
-
-
-def _col(node: ast.AST) -> int:
-    return getattr(node, "col_offset", 0) + 1
 
 
 class SegmentCompiler:
@@ -207,9 +84,9 @@ class SegmentCompiler:
         if name in self.catalog:
             return self.catalog[name]
         if name == "days_ago":
-            raise SegmentError("days_ago is a function: call it as days_ago(N)", _col(node))
+            raise SegmentError("days_ago is a function: call it as days_ago(N)", column_of(node))
         if self.strict:
-            raise SegmentError(f"no customer has a field or attribute named {name!r}", _col(node))
+            raise SegmentError(f"no customer has a field or attribute named {name!r}", column_of(node))
         return None
 
     def _condition(self, node: ast.AST) -> ColumnElement[bool]:
@@ -224,11 +101,11 @@ class SegmentCompiler:
             if kind is None:
                 return sa.false()
             if kind == "list":
-                raise SegmentError(f"{node.id!r} is a list: test membership as 'value' in {node.id}", _col(node))
+                raise SegmentError(f"{node.id!r} is a list: test membership as 'value' in {node.id}", column_of(node))
             if kind != "boolean":
                 raise SegmentError(
                     f"{node.id!r} is a {kind} field: compare it (like {node.id} == ...) to use it as a condition",
-                    _col(node),
+                    column_of(node),
                 )
             return self._compare(node.id, kind, ast.Eq(), _Value(True, "boolean"), node)
         assert isinstance(node, ast.Compare)
@@ -246,24 +123,24 @@ class SegmentCompiler:
             name, value_node = left, right
         elif isinstance(right, ast.Name) and not isinstance(left, ast.Name):
             if isinstance(op, ast.Is | ast.IsNot):
-                raise SegmentError("write `field is None`, with the field first", _col(left))
+                raise SegmentError("write `field is None`, with the field first", column_of(left))
             name, value_node, op = right, left, _FLIPPED[type(op)]()
         elif isinstance(left, ast.Name):
             assert isinstance(right, ast.Name)
             self.field_type(left.id, left)  # an unknown name, or days_ago without (N), is the first thing to fix
             self.field_type(right.id, right)
-            raise SegmentError("compare a field with a value, not with another field", _col(right))
+            raise SegmentError("compare a field with a value, not with another field", column_of(right))
         else:
-            raise SegmentError("a comparison needs a field on one side", _col(left))
+            raise SegmentError("a comparison needs a field on one side", column_of(left))
         kind = self.field_type(name.id, name)
         value = self._literal(value_node)
         if isinstance(op, ast.Is | ast.IsNot):
             if value.kind is not None:
-                raise SegmentError("`is` only compares with None; use == for values", _col(value_node))
+                raise SegmentError("`is` only compares with None; use == for values", column_of(value_node))
             present = self._present(name.id, kind)
             return sa.not_(present) if isinstance(op, ast.Is) else present
         if value.kind is None:
-            raise SegmentError("compare with None using `is None` or `is not None`", _col(value_node))
+            raise SegmentError("compare with None using `is None` or `is not None`", column_of(value_node))
         if kind is None:
             return sa.false()
         value = self._fit(name.id, kind, value, value_node, op)
@@ -277,7 +154,7 @@ class SegmentCompiler:
                 return sa.false()
             values = [self._fit(left.id, kind, self._literal(e), e, ast.Eq()) for e in right.elts]
             if kind == "list":
-                raise SegmentError(f"{left.id!r} is a list: test membership as 'value' in {left.id}", _col(left))
+                raise SegmentError(f"{left.id!r} is a list: test membership as 'value' in {left.id}", column_of(left))
             present = self._present_typed(left.id, kind)
             if not values:
                 # Nothing is in an empty list; `not in ()` holds for every value, but not for no value.
@@ -294,21 +171,21 @@ class SegmentCompiler:
                 return sa.false()
             if kind != "list":
                 raise SegmentError(
-                    f"{right.id!r} is a {kind} field, not a list: write {right.id} in ('a', 'b')", _col(right)
+                    f"{right.id!r} is a {kind} field, not a list: write {right.id} in ('a', 'b')", column_of(right)
                 )
             value = self._literal(left)
             if value.kind not in ("string", "date"):
-                raise SegmentError("list attributes hold text: test for a text value", _col(left))
+                raise SegmentError("list attributes hold text: test for a text value", column_of(left))
             contains = self._list_contains(right.id, str(value.value))
             present = self._present_typed(right.id, "list")
             return sa.and_(present, sa.not_(contains)) if negate else contains
-        raise SegmentError("use `field in ('a', 'b')` or `'a' in list_field`", _col(left))
+        raise SegmentError("use `field in ('a', 'b')` or `'a' in list_field`", column_of(left))
 
     def _literal(self, node: ast.expr) -> _Value:
         if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
             inner = node.operand.value
             if isinstance(inner, bool) or not isinstance(inner, int | float):
-                raise SegmentError("only numbers can be negative", _col(node))
+                raise SegmentError("only numbers can be negative", column_of(node))
             return _Value(-inner, "number")
         if isinstance(node, ast.Call):
             days = node.args[0]
@@ -316,7 +193,7 @@ class SegmentCompiler:
             try:
                 return _Value((self.today - timedelta(days=days.value)).isoformat(), "date")
             except OverflowError:
-                raise SegmentError(f"days_ago({days.value}) is before the year 1", _col(node)) from None
+                raise SegmentError(f"days_ago({days.value}) is before the year 1", column_of(node)) from None
         if isinstance(node, ast.Constant):
             v = node.value
             if v is None:
@@ -326,7 +203,7 @@ class SegmentCompiler:
             if isinstance(v, int | float):
                 return _Value(v, "number")
             return _Value(v, "string")
-        raise SegmentError(f"{_describe(node)} is not a value", _col(node))
+        raise SegmentError(f"{describe(node)} is not a value", column_of(node))
 
     def _fit(self, name: str, kind: AttributeType, value: _Value, node: ast.expr, op: ast.cmpop) -> _Value:
         """Check a literal against the field's type; date fields take ISO text or days_ago()."""
@@ -336,16 +213,20 @@ class SegmentCompiler:
             except OverflowError:  # a time zone that moves the moment out of years 1-9999
                 normalised = None
             if normalised is None:
-                raise SegmentError(f"{name!r} holds dates: compare it with 'YYYY-MM-DD' or days_ago(N)", _col(node))
+                raise SegmentError(
+                    f"{name!r} holds dates: compare it with 'YYYY-MM-DD' or days_ago(N)", column_of(node)
+                )
             return _Value(normalised, "date")
         if kind == "string" and value.kind == "date":
             return _Value(value.value, "string")
         if kind == "list":
-            raise SegmentError(f"{name!r} is a list: test membership as 'value' in {name}", _col(node))
+            raise SegmentError(f"{name!r} is a list: test membership as 'value' in {name}", column_of(node))
         if value.kind != kind:
-            raise SegmentError(f"{name!r} holds {kind} values; it cannot be compared with {value.value!r}", _col(node))
+            raise SegmentError(
+                f"{name!r} holds {kind} values; it cannot be compared with {value.value!r}", column_of(node)
+            )
         if kind == "boolean" and isinstance(op, _ORDERING):
-            raise SegmentError(f"{name!r} is true or false: compare it with == or !=", _col(node))
+            raise SegmentError(f"{name!r} is true or false: compare it with == or !=", column_of(node))
         return value
 
     # -- SQL for one dialect -------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from sqlalchemy.engine import Engine
 
 from outreach.db import attribute_types, customers, make_engine, migrate, open_store
 from outreach.fields import AttributeType
-from outreach.segments import SegmentError, check_segment, compile_segment
+from outreach.segment_syntax import SegmentError
+from outreach.segments import check_segment, compile_segment
 from tests.services import unavailable
 
 TODAY = date(2026, 3, 15)

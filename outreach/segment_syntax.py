@@ -1,0 +1,136 @@
+"""The form of a segment expression: parsed with `ast`, every node checked against the few forms allowed.
+
+Nothing here knows field types or SQL (see `segments.py`); this only refuses what a segment may never be.
+"""
+
+from __future__ import annotations
+
+import ast
+
+# Deeper nesting than this is refused before Python's own parser or our walk could run out of stack.
+MAX_DEPTH = 100
+
+
+class SegmentError(Exception):
+    """A segment expression that cannot be used; `col` is 1-based within the expression."""
+
+    def __init__(self, message: str, col: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.col = col
+
+
+def parse_segment(text: str) -> ast.expr:
+    """Parse and check the form of an expression (no field types yet).
+
+    Columns in errors count characters (not UTF-8 bytes, as `ast` does) of the text as given, leading
+    blanks included.
+    """
+    source = text.strip() or "True"
+    blanks = text[: len(text) - len(text.lstrip())]
+    lead = len(blanks) - (blanks.rfind("\n") + 1)  # columns the first line of `source` is shifted by
+    if "\x00" in text:
+        at = text.index("\x00")
+        raise SegmentError("segment does not parse: it contains a NUL character", at - text.rfind("\n", 0, at))
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError as exc:
+        lines = source.split("\n")
+        if exc.offset:
+            line, col = exc.lineno or 1, exc.offset
+        else:  # the text ended too soon: point just past its end
+            line, col = len(lines), len(lines[-1]) + 1
+        raise SegmentError(f"segment does not parse: {exc.msg}", max(col + (lead if line == 1 else 0), 1)) from None
+    except (RecursionError, MemoryError):
+        raise SegmentError(f"segment is nested too deeply (more than {MAX_DEPTH} levels)", 1) from None
+    _to_character_columns(tree, source, lead)
+    _check_form(tree.body, 0)
+    return tree.body
+
+
+def _to_character_columns(tree: ast.AST, source: str, lead: int) -> None:
+    lines = [line.encode() for line in source.split("\n")]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.expr | ast.keyword | ast.arg):
+            line = lines[node.lineno - 1] if 0 < node.lineno <= len(lines) else b""
+            shift = lead if node.lineno == 1 else 0
+            node.col_offset = len(line[: node.col_offset].decode(errors="replace")) + shift
+
+
+def names_in(tree: ast.expr) -> set[str]:
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+def _check_form(node: ast.AST, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise SegmentError(f"segment is nested too deeply (more than {MAX_DEPTH} levels)", column_of(node))
+    if isinstance(node, ast.BoolOp):
+        for value in node.values:
+            _check_form(value, depth + 1)
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        _check_form(node.operand, depth + 1)
+    elif isinstance(node, ast.Compare):
+        for part in [node.left, *node.comparators]:
+            _check_operand(part)
+    elif isinstance(node, ast.Name):
+        return
+    elif isinstance(node, ast.Call):
+        raise SegmentError("the only function a segment may call is days_ago(N), in a comparison", column_of(node))
+    elif isinstance(node, ast.Constant):
+        if not isinstance(node.value, bool):
+            raise SegmentError("a segment must be a condition, not a lone value", column_of(node))
+    else:
+        raise SegmentError(f"{describe(node)} is not allowed in a segment", column_of(node))
+
+
+def _check_operand(node: ast.AST) -> None:
+    if isinstance(node, ast.Name):
+        return
+    if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, str | int | float | bool)):
+        return
+    if isinstance(node, ast.Tuple | ast.List):
+        for element in node.elts:
+            if not (
+                (isinstance(element, ast.Constant) and isinstance(element.value, str | int | float | bool))
+                or _is_negative_literal(element)
+            ):
+                raise SegmentError("a list in a segment holds only literal values", column_of(element))
+        return
+    if _is_negative_literal(node):
+        return
+    if isinstance(node, ast.Call):
+        if not (isinstance(node.func, ast.Name) and node.func.id == "days_ago"):
+            raise SegmentError("the only function a segment may call is days_ago(N)", column_of(node))
+        arg = node.args[0] if len(node.args) == 1 and not node.keywords else None
+        if not (isinstance(arg, ast.Constant) and isinstance(arg.value, int) and not isinstance(arg.value, bool)):
+            raise SegmentError("days_ago takes one whole number of days, like days_ago(30)", column_of(node))
+        if arg.value < 0:
+            raise SegmentError("days_ago needs zero or more days", column_of(node))
+        return
+    raise SegmentError(f"{describe(node)} is not allowed in a segment", column_of(node))
+
+
+def _is_negative_literal(node: ast.AST) -> bool:
+    return isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant)
+
+
+def describe(node: ast.AST) -> str:
+    """What a refused node is, in a marketer's words."""
+    names = {
+        ast.Attribute: "attribute access (a.b)",
+        ast.Subscript: "indexing (a[b])",
+        ast.Call: "a function call",
+        ast.Lambda: "lambda",
+        ast.BinOp: "arithmetic",
+        ast.IfExp: "a conditional expression",
+        ast.NamedExpr: "assignment (:=)",
+    }
+    for kind, text in names.items():
+        if isinstance(node, kind):
+            return text
+    return type(node).__name__
+
+
+def column_of(node: ast.AST) -> int:
+    """1-based column of a node (in characters, see parse_segment)."""
+    return getattr(node, "col_offset", 0) + 1
