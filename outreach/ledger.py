@@ -244,57 +244,35 @@ def _apply(conn: Connection, updates: dict[str, list[dict[str, Any]]], now: date
         d.claim_token == sa.bindparam("b_token"),
         sa.or_(d.status == Status.SENDING, d.status == Status.UNKNOWN),  # executemany: no IN lists
     )
+
+    def update(**values: Any) -> sa.Update:
+        return deliveries.update().where(mine).values(updated_at=now, **values)
+
+    provider: sa.BindParameter[str] = sa.bindparam("provider")
+    error: dict[str, sa.BindParameter[str]] = {
+        "error_code": sa.bindparam("error_code"),
+        "error_message": sa.bindparam("error_message"),
+    }
     statements = {
-        "sent": deliveries.update()
-        .where(mine)
-        .values(
+        "sent": update(
             status=Status.SENT,
-            provider=sa.bindparam("provider"),
+            provider=provider,
             sent_at=now,
-            updated_at=now,
             provider_message_id=sa.bindparam("provider_message_id"),
             error_code=None,
             error_message=None,
         ),
-        "failed": deliveries.update()
-        .where(mine)
-        .values(
-            status=Status.FAILED,
-            provider=sa.bindparam("provider"),
-            finished_at=now,
-            updated_at=now,
-            error_code=sa.bindparam("error_code"),
-            error_message=sa.bindparam("error_message"),
-        ),
-        "dead": deliveries.update()
-        .where(mine)
-        .values(
-            status=Status.DEAD,
-            provider=sa.bindparam("provider"),
-            finished_at=now,
-            updated_at=now,
-            error_code=sa.bindparam("error_code"),
-            error_message=sa.bindparam("error_message"),
-        ),
-        "retry": deliveries.update()
-        .where(mine)
-        .values(
+        "failed": update(status=Status.FAILED, provider=provider, finished_at=now, **error),
+        "dead": update(status=Status.DEAD, provider=provider, finished_at=now, **error),
+        "retry": update(
             status=Status.QUEUED,
-            provider=sa.bindparam("provider"),
+            provider=provider,
             enqueued_at=now,
-            updated_at=now,
             next_attempt_at=sa.bindparam("next_attempt_at"),
-            error_code=sa.bindparam("error_code"),
-            error_message=sa.bindparam("error_message"),
+            **error,
         ),
-        "suppressed": deliveries.update()
-        .where(mine)
-        .values(
-            status=Status.SUPPRESSED,
-            finished_at=now,
-            updated_at=now,
-            reason=sa.bindparam("reason"),
-            detail=sa.bindparam("detail"),
+        "suppressed": update(
+            status=Status.SUPPRESSED, finished_at=now, reason=sa.bindparam("reason"), detail=sa.bindparam("detail")
         ),
     }
     for kind, params in updates.items():
