@@ -22,7 +22,15 @@ from sqlalchemy.engine import Connection, Engine
 from outreach.campaign_model import Step
 from outreach.campaigns import LoadedCampaign
 from outreach.config import Settings
-from outreach.db import campaign_runs, customers, deliveries, insert_ignoring_duplicates, utcnow
+from outreach.db import (
+    campaign_runs,
+    customers,
+    deliveries,
+    insert_ignoring_duplicates,
+    insert_returning,
+    reading,
+    utcnow,
+)
 from outreach.errors import InputError
 from outreach.fields import ADDRESS_FIELDS
 from outreach.ledger import Status
@@ -182,35 +190,29 @@ class _StepPlanner:
         progress: Callable[[int, int], None] | None,
         row_ids: list[int],
     ) -> StepPlan:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(customers).where(self.where)).scalar_one()
             done = conn.execute(sa.select(sa.func.count()).select_from(customers).where(self.where, self.already))
             self.report.already_planned = int(done.scalar_one())
         self.report.audience = int(total)
-        last_id = ""
         seen = 0
-        while True:
-            with self.engine.begin() as conn:
-                chunk = [
-                    dict(r)
-                    for r in conn.execute(
-                        sa.select(customers)
-                        .where(self.where, customers.c.id > last_id, ~self.already)
-                        .order_by(customers.c.id)
-                        .limit(CHUNK)
-                    ).mappings()
-                ]
-                if not chunk:
-                    break
-                last_id = chunk[-1]["id"]
-                rows = self._rows(conn, chunk)
-                new_ids = [] if self.dry_run else self._insert(conn, rows)
-            seen += len(chunk)
-            if new_ids and transport is not None:
-                enqueue_in_batches(transport, new_ids, batch_size)
-            row_ids.extend(new_ids)
-            if progress:
-                progress(seen, self.report.audience - self.report.already_planned)
+        # One streamed query for the whole segment (not a query per chunk: that would rescan the table each
+        # time); each chunk is written in its own transaction on another connection.
+        with reading(self.engine) as reader:
+            result = reader.execution_options(stream_results=True, yield_per=CHUNK).execute(
+                sa.select(customers).where(self.where, ~self.already).order_by(customers.c.id)
+            )
+            for partition in result.mappings().partitions(CHUNK):
+                chunk = [dict(r) for r in partition]
+                with self.engine.begin() as conn:
+                    rows = self._rows(conn, chunk)
+                    new_ids = [] if self.dry_run else self._insert(conn, rows)
+                seen += len(chunk)
+                if new_ids and transport is not None:
+                    enqueue_in_batches(transport, new_ids, batch_size)
+                row_ids.extend(new_ids)
+                if progress:
+                    progress(seen, self.report.audience - self.report.already_planned)
         return self.report
 
     def _rows(self, conn: Connection, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -303,10 +305,7 @@ class _StepPlanner:
         """Insert the chunk's rows; those another run already wrote are skipped. Returns ids to enqueue."""
         if not rows:
             return []
-        statement = insert_ignoring_duplicates(conn, deliveries).returning(
-            deliveries.c.id, deliveries.c.idempotency_key, deliveries.c.status
-        )
-        inserted = conn.execute(statement, rows).all()
+        inserted = insert_returning(conn, deliveries, rows, ("id", "idempotency_key", "status"))
         by_key = {r["idempotency_key"]: r for r in rows}
         new_events = []
         queued = []

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from outreach.channels.base import Outcome, OutgoingMessage, SendResult
-from outreach.channels.email_message import build_email, delivery_id_from_message_id, message_id_for
+from outreach.channels.email_message import delivery_id_from_message_id, message_id_for, render_email
 from outreach.channels.outbox import OutboxProvider
 from outreach.channels.smtp import SmtpProvider
 from outreach.errors import InputError
@@ -342,12 +342,13 @@ def test_outbox_that_cannot_be_written_is_transient(tmp_path: Path) -> None:
     assert result.error is not None and "cannot write" in result.error
 
 
-def test_build_email_without_html_is_plain_text() -> None:
+def test_an_email_without_html_is_plain_text() -> None:
     message = OutgoingMessage(3, "C3", "email", "cy@example.com", "only text", subject="Plain")
 
-    email = build_email(message, EMAIL_FROM)
+    email = message_from_bytes(render_email(message, EMAIL_FROM).data, policy=policy.default)
 
     assert email.get_content_type() == "text/plain"
+    assert email.get_content().strip() == "only text"
     assert delivery_id_from_message_id(str(email["Message-ID"])) == 3
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from outreach.channels.base import OutgoingMessage, SendResult
-from outreach.channels.email_message import InvalidAddress, build_email, email_bytes
+from outreach.channels.email_message import InvalidAddress, render_email
 
 _CHANNEL_NAME = re.compile(r"[a-z0-9_-]+")
 
@@ -61,7 +61,7 @@ class OutboxProvider:
 
     def _content(self, message: OutgoingMessage) -> bytes:
         if message.channel == "email":
-            return email_bytes(build_email(message, self._email_from))
+            return render_email(message, self._email_from).data
         record = {
             "delivery_id": message.delivery_id,
             "customer_id": message.customer_id,

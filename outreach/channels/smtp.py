@@ -6,7 +6,6 @@ import contextlib
 import re
 import ssl
 from collections.abc import Sequence
-from email.message import EmailMessage
 from email.utils import parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -19,7 +18,7 @@ from aiosmtplib import (
 )
 
 from outreach.channels.base import OutgoingMessage, SendResult
-from outreach.channels.email_message import InvalidAddress, build_email, email_bytes, needs_smtputf8
+from outreach.channels.email_message import InvalidAddress, WireEmail, render_email
 from outreach.config import Settings, mask_secrets, mask_url
 from outreach.errors import InputError
 
@@ -96,7 +95,7 @@ class SmtpProvider:
         try:
             for index, message in enumerate(messages):
                 try:
-                    email = build_email(message, self._email_from)
+                    email = render_email(message, self._email_from)
                 except InvalidAddress as exc:
                     results.append(SendResult.permanent(message, self._mask(str(exc)), address_invalid=True))
                     continue
@@ -137,13 +136,12 @@ class SmtpProvider:
         await client.connect()  # and STARTTLS and AUTH, as configured
         return client
 
-    async def _send(self, client: SMTP, message: OutgoingMessage, email: EmailMessage) -> SendResult:
-        recipient = str(email["To"])
-        utf8 = needs_smtputf8(email)
+    async def _send(self, client: SMTP, message: OutgoingMessage, email: WireEmail) -> SendResult:
+        recipient = email.recipient
         try:
             # aiosmtplib answers a refused MAIL, RCPT or DATA with RSET, so the session stays usable.
             refused, _ = await client.sendmail(
-                self._sender, [recipient], email_bytes(email), mail_options=["SMTPUTF8"] if utf8 else []
+                self._sender, [recipient], email.data, mail_options=["SMTPUTF8"] if email.smtputf8 else []
             )
         except SMTPRecipientsRefused as exc:
             first = exc.recipients[0]
@@ -162,7 +160,7 @@ class SmtpProvider:
         if refused:  # with one recipient a partial refusal cannot happen, but a result must never lie
             code, text = next(iter(refused.values()))
             return self._refused(message, code, text, recipient=True)
-        return SendResult.sent(message, str(email["Message-ID"]))
+        return SendResult.sent(message, email.message_id)
 
     def _refused(self, message: OutgoingMessage, code: int, text: str, *, recipient: bool) -> SendResult:
         error = self._mask(f"{code} {text}")
