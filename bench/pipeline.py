@@ -36,9 +36,10 @@ from sqlalchemy.engine import Engine
 
 from bench.data import CAMPAIGN_ID, campaign_yaml, write_customers
 from bench.raw_smtp import RawMail, measure_raw
-from bench.smtp_sink import SmtpSink
+from bench.smtp_sink import SinkCount, SmtpSink
 from outreach.campaigns import load_campaign
-from outreach.channels.email_message import build_email, email_bytes
+from outreach.channels.base import OutgoingMessage
+from outreach.channels.email_message import render_email
 from outreach.config import Settings, load_settings
 from outreach.db import deliveries, open_store
 from outreach.delivery import outgoing
@@ -51,7 +52,9 @@ from workers.broker import setup
 OCCURRENCE = "bench"
 # Delivery ids of the raw phase's messages: far above any ledger id, so their Message-IDs never collide.
 RAW_ID_BASE = 10**12
-POLL_SECONDS = 0.2
+# How often the SMTP server's count is read, and the ledger asked before every message has arrived.
+POLL_SECONDS = 0.05
+CHECK_SECONDS = 3.0
 
 
 @dataclass
@@ -84,6 +87,7 @@ class Delivery:
 @dataclass
 class Figures:
     cpus: int
+    load_average: float  # 1-minute load average when the run starts (a previous run or other work shows here)
     python: str
     database: str
     customers: int
@@ -94,6 +98,9 @@ class Figures:
     plan: Phase | None = None
     delivery: Delivery | None = None
     raw: Phase | None = None
+    # Building the raw messages (render_email) in this one process: what a worker pays per message on top of
+    # sending it.
+    build: Phase | None = None
     raw_connections: int = 0
     raw_message_bytes: int = 0
     raw_duplicates: int = 0
@@ -108,7 +115,12 @@ class Figures:
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "machine": {"cpus": self.cpus, "python": self.python, "database": self.database},
+            "machine": {
+                "cpus": self.cpus,
+                "load_average_at_start": self.load_average,
+                "python": self.python,
+                "database": self.database,
+            },
             "customers": self.customers,
             "processes": self.processes,
             "threads": self.threads,
@@ -117,6 +129,7 @@ class Figures:
             "plan": self.plan.as_dict() if self.plan else None,
             "delivery": None,
             "raw": None,
+            "build": self.build.as_dict() if self.build else None,
             "delivery_fraction_of_raw": round(self.fraction_of_raw, 4) if self.fraction_of_raw is not None else None,
             "total_seconds": round(self.total_seconds, 1),
             "problems": self.problems,
@@ -272,7 +285,7 @@ def run_delivery(
         start = time.perf_counter()
         proc = subprocess.Popen(command, env=child_env, cwd=folder, stdout=worker_log, stderr=subprocess.STDOUT)
         try:
-            _wait_until_done(engine, proc, expected, timeout, log_path)
+            _wait_until_done(engine, proc, sink, before, expected, timeout, log_path)
             seconds = time.perf_counter() - start
         finally:
             exit_code = stop_workers(proc)
@@ -306,22 +319,36 @@ def run_delivery(
 
 
 def _wait_until_done(
-    engine: Engine, proc: subprocess.Popen[bytes], expected: int, timeout: float, log_path: Path
+    engine: Engine,
+    proc: subprocess.Popen[bytes],
+    sink: SmtpSink,
+    before: SinkCount,
+    expected: int,
+    timeout: float,
+    log_path: Path,
 ) -> None:
+    """Return once the ledger has no open row for the campaign.
+
+    Counting open rows is not free for the database (dead index entries pile up until VACUUM), so the ledger is
+    asked only every few seconds until the SMTP server has received every message, then often.
+    """
     start = time.perf_counter()
-    next_report = start + 5
+    next_check = next_report = start
     while True:
-        with engine.connect() as conn:
-            left = open_count(conn, CAMPAIGN_ID)
         now = time.perf_counter()
-        if left == 0:
-            return
+        received = (sink.count() - before).messages
+        if received >= expected or now >= next_check:
+            with engine.connect() as conn:
+                if open_count(conn, CAMPAIGN_ID) == 0:
+                    return
+            next_check = now + CHECK_SECONDS
         if proc.poll() is not None:
             raise RuntimeError(f"the workers exited with status {proc.returncode}:\n{_tail(log_path)}")
         if now - start > timeout:
-            raise RuntimeError(f"{left} rows still open after {timeout:.0f} s:\n{_tail(log_path)}")
+            raise RuntimeError(f"rows still open after {timeout:.0f} s:\n{_tail(log_path)}")
         if now >= next_report:
-            log(f"  {expected - left:,} of {expected:,} done after {now - start:.0f} s")
+            if now > start:
+                log(f"  {received:,} of {expected:,} received by the SMTP server after {now - start:.0f} s")
             next_report = now + 5
         time.sleep(POLL_SECONDS)
 
@@ -347,8 +374,9 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no worker log)"
 
 
-def raw_mails(engine: Engine, settings: Settings, count: int) -> list[RawMail]:
-    """`count` messages built as the workers build them (build_email) from the campaign's own ledger rows."""
+def raw_messages(engine: Engine, settings: Settings, count: int) -> list[OutgoingMessage]:
+    """`count` messages as the workers get them (`outgoing`) from the campaign's own ledger rows, each with a
+    delivery id and Message-ID of its own."""
     with engine.connect() as conn:
         rows = [
             dict(r)
@@ -361,17 +389,28 @@ def raw_mails(engine: Engine, settings: Settings, count: int) -> list[RawMail]:
         ]
     if not rows:
         raise RuntimeError("no ledger rows to build raw messages from")
-    sender = parseaddr(settings.email_from)[1]
+    return [
+        replace(outgoing(rows[i % len(rows)], settings), delivery_id=RAW_ID_BASE + i, message_id=None)
+        for i in range(count)
+    ]
+
+
+def wire_mails(messages: list[OutgoingMessage], email_from: str) -> list[RawMail]:
+    """The messages as SMTP sends them, built by `render_email` exactly as SmtpProvider builds them."""
+    sender = parseaddr(email_from)[1]
     mails: list[RawMail] = []
-    for i in range(count):
-        message = replace(outgoing(rows[i % len(rows)], settings), delivery_id=RAW_ID_BASE + i, message_id=None)
-        email = build_email(message, settings.email_from)
-        mails.append((sender, str(email["To"]), email_bytes(email)))
+    for message in messages:
+        email = render_email(message, email_from)
+        mails.append((sender, email.recipient, email.data))
     return mails
 
 
 def run_raw(engine: Engine, settings: Settings, sink: SmtpSink, figures: Figures, count: int) -> None:
-    mails = raw_mails(engine, settings, count)
+    messages = raw_messages(engine, settings, count)
+    log(f"building {count:,} messages with render_email ...")
+    start = time.perf_counter()
+    mails = wire_mails(messages, settings.email_from)
+    figures.build = Phase(len(mails), time.perf_counter() - start)
     connections = figures.processes * figures.threads
     log(f"raw aiosmtplib: {count:,} messages over {connections} connections ...")
     before = sink.count()
@@ -392,7 +431,8 @@ def table(figures: Figures) -> str:
     f = figures
     lines = [
         "outreach pipeline benchmark",
-        f"  machine     {f.cpus} CPUs, {platform.system()} {platform.machine()}, Python {f.python}",
+        f"  machine     {f.cpus} CPUs, {platform.system()} {platform.machine()}, Python {f.python}, "
+        f"load average {f.load_average:.2f} at start",
         f"  database    {f.database}",
         f"  customers   {f.customers:,}   workers {f.processes} processes x {f.threads} threads   "
         f"batch size {f.batch_size}",
@@ -412,6 +452,7 @@ def table(figures: Figures) -> str:
         row("  of which first -> last send", d.steady)
         lines.append(f"  {'  first send after launch':<38}{'':>10}{d.first_send_after:>10.1f}")
     row(f"raw aiosmtplib ({f.raw_connections} connections)", f.raw)
+    row("render_email (1 process, 1 thread)", f.build)
     if f.fraction_of_raw is not None:
         lines.append(f"  {'delivery rate / raw rate':<38}{'':>10}{'':>10}{f.fraction_of_raw:>11.1%}")
     lines.append("")
@@ -478,6 +519,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> Figures:
     started = time.perf_counter()
+    load_average = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="outreach-bench-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
         database_url = stack.enter_context(bench_database(args.database, folder, args.postgres_url))
@@ -490,6 +532,7 @@ def run(args: argparse.Namespace) -> Figures:
         stack.callback(engine.dispose)
         figures = Figures(
             cpus=os.cpu_count() or 0,
+            load_average=load_average,
             python=platform.python_version(),
             database=database_description(engine),
             customers=args.customers,
