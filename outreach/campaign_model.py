@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from outreach.durations import parse_duration
+from outreach.fields import CORE_FIELDS
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 Channel = Literal["sms", "email", "whatsapp", "wechat"]
@@ -53,6 +54,48 @@ class Content(_Model):
     wechat: str | None = None
 
 
+AttributeName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+SURVEY_SCALES = {"nps": (0, 10), "csat": (1, 5)}
+
+
+class Expects(_Model):
+    """What a step asks the customer, so that a reply can be read as an answer and kept on the profile.
+
+    `survey: nps` (0-10) or `csat` (1-5) stores a number; `keywords: {"1": interested}` stores the meaning of
+    the keyword replied. The value goes to the profile attribute `attribute` (default `nps_score` /
+    `csat_score`; required for keywords). Only replies within `within` of the message count (default: the
+    `survey_window` setting).
+    """
+
+    survey: Literal["nps", "csat"] | None = None
+    keywords: dict[str, Annotated[str, Field(min_length=1, max_length=64)]] | None = None
+    attribute: AttributeName | None = None
+    within: str | None = None
+
+    _check_within = field_validator("within")(_duration)
+
+    @model_validator(mode="after")
+    def _one_question(self) -> Expects:
+        if (self.survey is None) == (self.keywords is None):
+            raise ValueError("`expects` takes exactly one of `survey` (nps | csat) or `keywords`")
+        if self.keywords is not None:
+            if not self.keywords:
+                raise ValueError("`keywords` needs at least one answer")
+            if self.attribute is None:
+                raise ValueError("`expects` with `keywords` needs `attribute`: the profile attribute to store into")
+        if self.attribute in CORE_FIELDS:
+            raise ValueError(f"`attribute` cannot be the core field {self.attribute!r}")
+        return self
+
+    @property
+    def attribute_name(self) -> str:
+        return self.attribute or f"{self.survey}_score"
+
+    @property
+    def attribute_type(self) -> str:
+        return "number" if self.survey else "string"
+
+
 class Step(_Model):
     id: Identifier
     channel: StepChannel
@@ -62,6 +105,7 @@ class Step(_Model):
     after: str | None = None
     unless: Literal["replied", "delivered", "opted_out", "clicked"] | None = None
     only_if: str | None = None
+    expects: Expects | None = None
 
     _check_after = field_validator("after")(_duration)
 

@@ -192,8 +192,21 @@ class _Checker:
                 )
             if step.only_if is not None:
                 self._segment(step.only_if, (*loc, "only_if"))
+            if step.expects is not None:
+                self._expects_attribute(step, loc)
             templates[step.id] = self._step_templates(step, loc)
         return templates
+
+    def _expects_attribute(self, step: Step, loc: Loc) -> None:
+        """The answer goes into a profile attribute: it must not clash with the type customers already have."""
+        assert step.expects is not None
+        name, kind = step.expects.attribute_name, step.expects.attribute_type
+        known = (self.catalog or {}).get(name)
+        if known is not None and known != kind:
+            where = (*loc, "expects", "attribute") if step.expects.attribute else (*loc, "expects")
+            self.problems.append(
+                self.doc.problem(where, f"the answers are a {kind} but the attribute {name!r} holds a {known}")
+            )
 
     def _duplicate_step_ids(self, raw_steps: list[Any]) -> None:
         first: dict[str, int] = {}

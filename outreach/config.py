@@ -86,6 +86,30 @@ class Settings:
         }
     )
 
+    # Inbound: how long after a message a reply still counts as answering it (a survey answer, a reply in
+    # the report), and the largest webhook body accepted (bytes).
+    reply_window: str = "7d"
+    survey_window: str = "7d"
+    max_request_bytes: int = 65536
+    # Soft bounces (4.x.x) to one address before it is treated as invalid.
+    soft_bounce_limit: int = 3
+    # What an SMS HELP gets back, and the confirmation of a keyword opt-out / opt-in, by locale. Twilio answers
+    # its own STOP/START words itself, so those get no reply from us.
+    sms_help: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "zh": "【银行】客服热线95555。回复R拒收营销短信。",
+            "en": "Bank customer service: call 95555. Reply STOP to opt out.",
+            "default": "Bank customer service: call 95555. Reply STOP to opt out.",
+        }
+    )
+    sms_opted_out: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "zh": "您已退订营销短信,如需恢复请回复START。",
+            "en": "You have been unsubscribed from marketing messages. Reply START to resubscribe.",
+            "default": "You have been unsubscribed from marketing messages. Reply START to resubscribe.",
+        }
+    )
+
     def masked(self) -> dict[str, Any]:
         """The settings as a dict with every secret replaced by `***`, for logs and `config show`."""
         out: dict[str, Any] = {}

@@ -123,6 +123,8 @@ deliveries = sa.Table(
     sa.Column("html", sa.Text),
     sa.Column("headers", Json),
     sa.Column("sms_segments", sa.Integer),
+    # What the step asks of the customer (a survey or keyword answers), so a reply can be read against it.
+    sa.Column("expects", Json),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("not_before", UTCDateTime),
     sa.Column("next_attempt_at", UTCDateTime),
@@ -130,7 +132,11 @@ deliveries = sa.Table(
     sa.Column("claimed_at", UTCDateTime),
     sa.Column("claim_token", sa.String(36)),
     sa.Column("sent_at", UTCDateTime),
+    sa.Column("delivered_at", UTCDateTime),
     sa.Column("finished_at", UTCDateTime),
+    # What the customer did after this message: answered it, or opted out in answer to it.
+    sa.Column("replied_at", UTCDateTime),
+    sa.Column("opted_out_at", UTCDateTime),
     sa.Column("provider", sa.String(20)),
     sa.Column("provider_message_id", sa.String(320)),
     sa.Column("error_code", sa.String(40)),
@@ -141,6 +147,43 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_status", "status", "enqueued_at"),
     sa.Index("ix_deliveries_customer", "customer_id"),
     sa.Index("ix_deliveries_provider_id", "provider_message_id"),
+)
+
+# Every message a customer sent us (SMS, email reply, later social), once: the provider's id is unique.
+inbound_messages = sa.Table(
+    "inbound_messages",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("provider_message_id", sa.String(320), nullable=False),
+    sa.Column("customer_id", sa.String(64)),
+    sa.Column("from_address", sa.String(320), nullable=False),
+    sa.Column("to_address", sa.String(320)),
+    sa.Column("body", sa.Text, nullable=False),
+    # What it was read as: opt_out, opt_in, help, survey, reply
+    sa.Column("kind", sa.String(16), nullable=False),
+    # The message of ours it answers, when one can be told
+    sa.Column("delivery_id", sa.BigInteger),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("channel", "provider_message_id", name="uq_inbound_provider_id"),
+    sa.Index("ix_inbound_customer", "customer_id", "received_at"),
+)
+
+# Email bounces (DSNs), one per delivery and report, so a mailbox read twice counts nothing twice.
+bounces = sa.Table(
+    "bounces",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.BigInteger, nullable=False),
+    sa.Column("report_id", sa.String(320), nullable=False),  # the DSN's own Message-ID
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("address", sa.String(320), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # hard | soft
+    sa.Column("status", sa.String(16), nullable=False),  # 5.1.1
+    sa.Column("diagnostic", sa.Text),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("delivery_id", "report_id", name="uq_bounce_report"),
+    sa.Index("ix_bounces_address", "customer_id", "address"),
 )
 
 campaign_runs = sa.Table(
@@ -158,7 +201,23 @@ campaign_runs = sa.Table(
 
 # Each upgrade takes the schema from version N to N+1. A fresh database gets the current tables directly.
 Migration = Callable[[Connection], None]
-MIGRATIONS: list[Migration] = []
+
+
+def _add_columns(conn: Connection, table: sa.Table, names: list[str]) -> None:
+    for name in names:
+        column = table.c[name]
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
+
+
+def _v2_responses(conn: Connection) -> None:
+    """Issue 3: what the customer did after a message (answers, delivery reports, bounces)."""
+    _add_columns(conn, deliveries, ["expects", "delivered_at", "replied_at", "opted_out_at"])
+    inbound_messages.create(conn, checkfirst=True)
+    bounces.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Migration] = [_v2_responses]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
@@ -186,9 +245,9 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=60000")
+        _switch_to_wal(cursor)
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -198,6 +257,23 @@ def _configure_sqlite(engine: Engine) -> None:
         # "database is locked" without waiting, when another writer got there first. A connection opened
         # with `reading()` only reads, and must not hold the lock while others write (WAL lets them).
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Changing the journal mode needs the database to itself, and SQLite answers "database is locked" at
+    once (without the busy timeout) while another process creates the file: try again for a while."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 READ_ONLY = "outreach_read_only"

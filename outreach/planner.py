@@ -23,6 +23,7 @@ from outreach.campaign_model import Step
 from outreach.campaigns import LoadedCampaign
 from outreach.config import Settings
 from outreach.db import (
+    attribute_types,
     campaign_runs,
     customers,
     deliveries,
@@ -123,6 +124,7 @@ def plan_campaign(
     plan = CampaignPlan(campaign.id, occurrence, dry_run)
     if not dry_run:
         _start_run(engine, loaded, occurrence)
+        _declare_answer_attributes(engine, steps if steps is not None else loaded.first_steps())
     for step in steps if steps is not None else loaded.first_steps():
         composer = StepComposer(campaign, step, loaded.templates[step.id], settings, key)
         planner = _StepPlanner(engine, loaded, step, occurrence, composer, where, dry_run)
@@ -144,6 +146,16 @@ def _start_run(engine: Engine, loaded: LoadedCampaign, occurrence: str) -> None:
                 started_at=utcnow(),
             )
         )
+
+
+def _declare_answer_attributes(engine: Engine, steps: Sequence[Step]) -> None:
+    """Make the attributes that survey answers will fill known to segments (`nps_score <= 6`) from now on."""
+    declared = [
+        {"name": s.expects.attribute_name, "type": s.expects.attribute_type} for s in steps if s.expects is not None
+    ]
+    if declared:
+        with engine.begin() as conn:
+            conn.execute(insert_ignoring_duplicates(conn, attribute_types), declared)
 
 
 def _finish_run(engine: Engine, campaign_id: str, occurrence: str) -> None:
@@ -182,6 +194,11 @@ class _StepPlanner:
             d.customer_id == customers.c.id,
         )
         self.channels = [step.channel] + ([step.fallback] if step.fallback else [])
+        self.expects = (
+            {**step.expects.model_dump(exclude_none=True), "attribute": step.expects.attribute_name}
+            if step.expects
+            else None
+        )
 
     def run(
         self,
@@ -294,6 +311,7 @@ class _StepPlanner:
             "html": composed.html if composed else None,
             "headers": composed.headers if composed and composed.headers else None,
             "sms_segments": composed.sms_segments if composed else None,
+            "expects": self.expects if composed else None,
             "attempts": 0,
             "enqueued_at": None if reason else now,
             "finished_at": now if reason else None,

@@ -71,3 +71,37 @@ def test_a_newer_schema_is_refused(store_url: str, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(db, "SCHEMA_VERSION", db.SCHEMA_VERSION - 1)
     with pytest.raises(RuntimeError, match="newer than this program"):
         migrate(make_engine(store_url))
+
+
+def test_a_version_1_store_gains_the_response_columns_and_tables(store_url: str) -> None:
+    """A store created before responses existed (schema 1) is upgraded in place, its rows kept."""
+    engine = make_engine(store_url)
+    with engine.begin() as conn:
+        v1 = sa.MetaData()
+        for table in db.metadata.sorted_tables:
+            if table.name in {"inbound_messages", "bounces"}:
+                continue
+            dropped = {"expects", "delivered_at", "replied_at", "opted_out_at"} if table.name == "deliveries" else set()
+            sa.Table(
+                table.name,
+                v1,
+                *(c._copy() for c in table.columns if c.name not in dropped),
+                *(
+                    sa.Index(i.name, *(c.name for c in i.columns))
+                    for i in table.indexes
+                    if not {c.name for c in i.columns} & dropped
+                ),
+            )
+        v1.create_all(conn)
+        conn.execute(meta.insert().values(key="schema_version", value="1"))
+        conn.execute(sa.text("INSERT INTO meta (key, value) VALUES ('kept', 'yes')"))
+    migrate(engine)
+    inspector = sa.inspect(engine)
+    assert {"expects", "delivered_at", "replied_at", "opted_out_at"} <= {
+        c["name"] for c in inspector.get_columns("deliveries")
+    }
+    assert {"inbound_messages", "bounces"} <= set(inspector.get_table_names())
+    assert version(store_url) == db.SCHEMA_VERSION
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT value FROM meta WHERE key = 'kept'")).scalar_one() == "yes"
+    engine.dispose()
