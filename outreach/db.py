@@ -16,7 +16,8 @@ from sqlalchemy.engine import Connection, Engine
 
 metadata = sa.MetaData()
 
-Json = sa.JSON().with_variant(JSONB(), "postgresql")
+# None is SQL NULL (not JSON null), so `IS NULL` means "no value" on both databases.
+Json = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 

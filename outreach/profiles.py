@@ -18,6 +18,14 @@ ConsentStatus = Literal["granted", "revoked"]
 IMPORT_SOURCE_PREFIX = "import"
 
 
+def consent_status(conn: Connection, customer_id: str, channel: str, purpose: str) -> str | None:
+    return conn.execute(
+        sa.select(consents.c.status).where(
+            consents.c.customer_id == customer_id, consents.c.channel == channel, consents.c.purpose == purpose
+        )
+    ).scalar()
+
+
 def consent_block_reason(purpose: str, status: str | None) -> str | None:
     """Why a customer may not be contacted for `purpose` given their consent status; None if they may.
 
@@ -95,8 +103,12 @@ def set_consent(
     source: str,
     *,
     at: datetime | None = None,
+    delivery_id: int | None = None,
+    campaign_id: str | None = None,
 ) -> bool:
-    """Record a consent change and its event; returns False when the status was already that."""
+    """Record a consent change and its event; returns False when the status was already that.
+
+    `delivery_id` / `campaign_id` name the message the change answered, when there is one."""
     at = at or utcnow()
     current = conn.execute(
         sa.select(consents.c.status).where(
@@ -128,6 +140,8 @@ def set_consent(
                 f"consent.{status}",
                 {"channel": channel, "purpose": purpose, "source": source},
                 at=at,
+                delivery_id=delivery_id,
+                campaign_id=campaign_id,
             )
         ],
     )

@@ -139,6 +139,7 @@ def pipeline(
         twilio_api_base=twilio_server.base_url,
         sms_from="+15005550006",
         list_columns=("products",),
+        public_url=f"http://127.0.0.1:{free_port()}",
     )
     engine = open_store(store_url)
     handle = setup(settings, engine)
@@ -147,3 +148,12 @@ def pipeline(
     yield Pipeline(settings, engine, handle, folder)
     handle.close()
     engine.dispose()
+
+
+@pytest.fixture
+def web(pipeline: Any) -> Iterator[Any]:
+    """`outreach serve`'s app on the pipeline's public URL (uvicorn on loopback), sharing its store."""
+    from tests.web_server import WebServer
+
+    with WebServer(pipeline.settings) as server:
+        yield server

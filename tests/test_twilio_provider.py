@@ -73,7 +73,7 @@ def test_batch_is_sent_once_each_with_sender_body_and_callback(twilio: TwilioSer
         [received] = twilio.sent_to(to)
         assert received["from"] == FROM
         assert received["body"] == f"Hello {i}"
-        assert received["status_callback"] == CALLBACK
+        assert received["status_callback"] == f"{CALLBACK}?d={i}"
         assert received["status"] == "queued"
         assert received["direction"] == "outbound-api"
         assert results[i].outcome is Outcome.SENT
@@ -86,7 +86,7 @@ def test_batch_is_sent_once_each_with_sender_body_and_callback(twilio: TwilioSer
     assert request.username == twilio.account_sid
     assert request.headers["content-type"].startswith("application/x-www-form-urlencoded")
     assert request.form["From"] == [FROM]
-    assert request.form["StatusCallback"] == [CALLBACK]
+    assert request.form["StatusCallback"] == [f"{CALLBACK}?d=1"]
     assert "MessagingServiceSid" not in request.form
 
 

@@ -34,6 +34,9 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs
 
+import requests
+from twilio.request_validator import RequestValidator
+
 API_VERSION = "2010-04-01"
 _MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Messages\.json$")
 # E.164, optionally behind a channel prefix as Twilio accepts it ("whatsapp:+4917...").
@@ -193,6 +196,36 @@ class TwilioServer:
         with self.lock:
             return list(self.requests)
 
+    # --- calling the bank's webhooks, as Twilio does -----------------------------------------------------------
+
+    def post_webhook(self, url: str, params: dict[str, str], *, sign: bool = True) -> requests.Response:
+        """POST a form to `url` signed with this account's auth token (X-Twilio-Signature)."""
+        headers = {"X-Twilio-Signature": RequestValidator(self.auth_token).compute_signature(url, params)}
+        return requests.post(url, data=params, headers=headers if sign else {}, timeout=30)
+
+    def report_status(self, sid: str, status: str, error_code: int | None = None) -> requests.Response:
+        """The status callback Twilio sends for message `sid` to the StatusCallback it was created with."""
+        with self.lock:
+            [resource] = [m for m in self.messages if m["sid"] == sid]
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": "2010-04-01",
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "MessageStatus": status,
+            "SmsStatus": status,
+            "From": resource["from"] or "",
+            "To": resource["to"],
+        }
+        if error_code is not None:
+            params["ErrorCode"] = str(error_code)
+        return self.post_webhook(resource["status_callback"], params)
+
+    def send_inbound(self, url: str, from_: str, body: str, to: str = "+15005550006") -> requests.Response:
+        """An incoming message from `from_`, as Twilio posts it to the number's messaging webhook."""
+        sid = "SM" + uuid.uuid4().hex
+        return self.post_webhook(url, inbound_params(self.account_sid, sid, from_, body, to))
+
     # --- answering (called from handler threads) -------------------------------------------------------------
 
     def _answer(self, request: RecordedRequest) -> tuple[int, dict[str, Any]]:
@@ -328,3 +361,21 @@ def _make_handler(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def inbound_params(account_sid: str, sid: str, from_: str, body: str, to: str) -> dict[str, str]:
+    """The form fields of Twilio's incoming-message webhook."""
+    return {
+        "ToCountry": "US",
+        "SmsMessageSid": sid,
+        "NumMedia": "0",
+        "SmsSid": sid,
+        "SmsStatus": "received",
+        "Body": body,
+        "To": to,
+        "NumSegments": "1",
+        "MessageSid": sid,
+        "AccountSid": account_sid,
+        "From": from_,
+        "ApiVersion": "2010-04-01",
+    }

@@ -103,7 +103,9 @@ class TwilioSmsProvider:
                 created = await client.messages.create_async(
                     to=message.to,
                     body=message.body,
-                    status_callback=self._status_callback,
+                    # Our row id rides in the callback URL, so a report that arrives before the send is
+                    # recorded (or after a retry changed the sid) still finds its row.
+                    status_callback=f"{self._status_callback}?d={message.delivery_id}",
                     **self._sender,
                 )
         except (TwilioRestException, TwilioServiceException) as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from outreach.cli import campaigns, customers, operations
+from outreach.cli import campaigns, customers, operations, serving
 
 app = typer.Typer(
     help="Omnichannel outreach: campaigns in YAML, a delivery ledger, SMS and email through workers.",
@@ -14,6 +14,7 @@ app = typer.Typer(
 app.add_typer(customers.app, name="customers")
 app.add_typer(campaigns.app, name="campaigns")
 app.command()(operations.worker)
+app.command()(serving.serve)
 app.command()(operations.report)
 app.command()(operations.demo)
 

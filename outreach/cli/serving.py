@@ -1,0 +1,43 @@
+"""`outreach serve`: the webhook and unsubscribe server."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from outreach.cli.common import reports_errors, settings, store
+
+
+@reports_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes (each with its own connections).")] = 1,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log every request.")] = False,
+    graceful_timeout: Annotated[
+        int, typer.Option(min=0, help="Seconds to finish requests in flight on SIGTERM / Ctrl-C.")
+    ] = 10,
+) -> None:
+    """Serve Twilio's webhooks (status callbacks, inbound SMS) and the unsubscribe pages.
+
+    Point Twilio at OUTREACH_PUBLIC_URL + /webhooks/twilio/inbound (the number's messaging webhook); status
+    callbacks are requested with every message sent. Several servers can run behind a load balancer.
+    """
+    import uvicorn
+
+    cfg = settings()
+    store(cfg).dispose()  # create or upgrade the schema once, before the processes start
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        "outreach.web.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        timeout_graceful_shutdown=graceful_timeout,
+        log_level="info",
+        server_header=False,
+    )

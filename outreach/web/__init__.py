@@ -1,0 +1,1 @@
+"""`outreach serve`: the HTTP side of the engine (provider webhooks, unsubscribe pages)."""

@@ -1,0 +1,46 @@
+"""`outreach serve`'s app under a real uvicorn on loopback, in a thread of the test process."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+from urllib.parse import urlsplit
+
+import uvicorn
+
+from outreach.config import Settings
+from outreach.web.app import create_app
+
+
+class WebServer:
+    """Serves `create_app(settings)` on the host and port of `settings.public_url`."""
+
+    def __init__(self, settings: Settings) -> None:
+        url = urlsplit(settings.public_url)
+        assert url.hostname and url.port, settings.public_url
+        self.settings = settings
+        self.base_url = settings.public_url.rstrip("/")
+        config = uvicorn.Config(
+            create_app(settings), host=url.hostname, port=url.port, log_level="warning", lifespan="on"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="web-server", daemon=True)
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def __enter__(self) -> WebServer:
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the web server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=20)
