@@ -142,7 +142,8 @@ def _read_as(word: Keyword | None, answers: bool) -> ReadAs:
 def _reply_text(read_as: ReadAs, text: str, locale: str | None, settings: Settings) -> str | None:
     if read_as is ReadAs.HELP:
         return by_locale(settings.sms_help, locale)
-    if read_as is ReadAs.OPT_OUT and normalize(text) not in TWILIO_HANDLED:
+    # Twilio matches its words exactly (ignoring case and spaces): a full-width ＳＴＯＰ is ours to confirm.
+    if read_as is ReadAs.OPT_OUT and text.strip().lower() not in TWILIO_HANDLED:
         return by_locale(settings.sms_opted_out, locale)
     return None
 
