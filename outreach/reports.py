@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach.db import campaign_runs, deliveries
+from outreach.db import campaign_runs, deliveries, events
 from outreach.ledger import Status
 
 FUNNEL = (
@@ -22,6 +22,8 @@ FUNNEL = (
     "failed",
     "dead",
     "unknown",
+    "replied",
+    "opted_out",
 )
 
 
@@ -32,7 +34,16 @@ def campaign_report(conn: Connection, campaign_id: str, occurrence: str | None =
     if occurrence is not None:
         where.append(d.occurrence == occurrence)
     rows = conn.execute(
-        sa.select(d.step_id, d.channel, d.status, d.reason, d.error_code, sa.func.count().label("n"))
+        sa.select(
+            d.step_id,
+            d.channel,
+            d.status,
+            d.reason,
+            d.error_code,
+            sa.func.count().label("n"),
+            sa.func.count(d.replied_at).label("replied"),
+            sa.func.count(d.opted_out_at).label("opted_out"),
+        )
         .where(*where)
         .group_by(d.step_id, d.channel, d.status, d.reason, d.error_code)
     ).all()
@@ -47,11 +58,13 @@ def campaign_report(conn: Connection, campaign_id: str, occurrence: str | None =
     reasons: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     steps: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    for step_id, channel, status, reason, error_code, n in rows:
+    for step_id, channel, status, reason, error_code, n, replied, opted_out in rows:
         bucket = "queued" if status in (Status.PLANNED, Status.QUEUED) else status
         for counter in (totals, steps[(step_id, channel)]):
             counter["targeted"] += n
             counter[bucket] += n
+            counter["replied"] += replied
+            counter["opted_out"] += opted_out
             if status in (Status.DELIVERED, Status.UNDELIVERED):
                 counter["sent"] += n  # delivered and undelivered messages were sent first
         if reason:
@@ -65,8 +78,49 @@ def campaign_report(conn: Connection, campaign_id: str, occurrence: str | None =
         "funnel": {k: totals.get(k, 0) for k in FUNNEL},
         "suppressed_by_reason": dict(reasons.most_common()),
         "errors_by_code": dict(errors.most_common(10)),
+        "surveys": survey_results(conn, campaign_id, occurrence),
         "by_step": [
             {"step": step, "channel": channel, **{k: c.get(k, 0) for k in FUNNEL}}
             for (step, channel), c in sorted(steps.items())
         ],
     }
+
+
+def survey_results(conn: Connection, campaign_id: str, occurrence: str | None = None) -> list[dict[str, Any]]:
+    """Per step that asked a question: how many answered, and NPS (promoters minus detractors, in points of
+    percent), mean CSAT, or the count of each keyword answer. A customer's last answer to a message counts."""
+    e, d = events.c, deliveries.c
+    query = (
+        sa.select(e.delivery_id, e.data)
+        .join(deliveries, d.id == e.delivery_id)
+        .where(e.kind == "survey.answered", d.campaign_id == campaign_id)
+        .order_by(e.id)
+    )
+    if occurrence is not None:
+        query = query.where(d.occurrence == occurrence)
+    last: dict[int, dict[str, Any]] = {}
+    for delivery_id, data in conn.execute(query):
+        if isinstance(data, dict):
+            last[delivery_id] = data
+    by_step: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for data in last.values():
+        by_step[(str(data.get("step")), str(data.get("survey")))].append(data.get("answer"))
+    results = []
+    for (step, survey), answers in sorted(by_step.items()):
+        result: dict[str, Any] = {"step": step, "survey": survey, "answers": len(answers)}
+        scores = [a for a in answers if isinstance(a, int | float)]
+        if survey == "nps" and scores:
+            promoters = sum(1 for a in scores if a >= 9)
+            detractors = sum(1 for a in scores if a <= 6)
+            result.update(
+                nps=round(100 * (promoters - detractors) / len(scores), 1),
+                promoters=promoters,
+                passives=len(scores) - promoters - detractors,
+                detractors=detractors,
+            )
+        elif survey == "csat" and scores:
+            result["mean"] = round(sum(scores) / len(scores), 2)
+        else:
+            result["counts"] = dict(Counter(str(a) for a in answers).most_common())
+        results.append(result)
+    return results

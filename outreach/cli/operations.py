@@ -75,10 +75,24 @@ def print_report(data: dict[str, Any]) -> None:
     for row in data["by_step"]:
         table.add_row(row["step"], row["channel"], *(str(row[k]) for k in shown))
     console.print(table)
+    for survey in data.get("surveys", []):
+        console.print(_survey_line(survey), highlight=False)
     for heading, key in (("suppressed by reason", "suppressed_by_reason"), ("top error codes", "errors_by_code")):
         counts: dict[str, int] = data[key]
         if counts:
             console.print(f"{heading}: " + ", ".join(f"{k} {v}" for k, v in counts.items()), highlight=False)
+
+
+def _survey_line(survey: dict[str, Any]) -> str:
+    head = f"survey {survey['step']} ({survey['survey']}): {survey['answers']} answers"
+    if "nps" in survey:
+        return (
+            f"{head}, NPS {survey['nps']:+g} (promoters {survey['promoters']}, passives {survey['passives']}, "
+            f"detractors {survey['detractors']})"
+        )
+    if "mean" in survey:
+        return f"{head}, mean {survey['mean']:g}"
+    return f"{head}: " + ", ".join(f"{k} {v}" for k, v in survey.get("counts", {}).items())
 
 
 @reports_errors
