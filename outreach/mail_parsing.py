@@ -29,7 +29,7 @@ _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 # The first line of the quoted original in a reply: the attribution of mail clients in English and Chinese,
 # Outlook's separators and the header block Chinese Outlook and Foxmail write above the original.
 _QUOTE_START = re.compile(
-    r"^\s*(?:on\s.*\swrote:|在.*写道[:：]|-{2,}\s*(?:original message|原始邮件|原始郵件)\s*-{2,}"
+    r"^\s*(?:on\s.*\swrote:|在.*[写寫]道[:：]|-{2,}\s*(?:original message|原始邮件|原始郵件)\s*-{2,}"
     r"|(?:发件人|寄件者)\s*[:：].*)\s*$",
     re.IGNORECASE,
 )
@@ -270,7 +270,7 @@ def _strip_quoted(text: str) -> str:
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     kept: list[str] = []
     for i, line in enumerate(lines):
-        following = next((n for n in lines[i + 1 :] if n.strip()), "")
+        following = next((n for n in lines[i + 1 : i + 3] if n.strip()), "")
         if (
             _QUOTE_START.match(line)
             or (line.strip().lower().startswith("on ") and _QUOTE_START.match(f"{line} {following}"))

@@ -123,8 +123,12 @@ def _customers(conn: Connection, message: InboundMessage) -> list[dict[str, Any]
         where = sa.func.lower(c.email) == address.lower()
     else:
         where = c.phone == address.removeprefix("whatsapp:")
-    rows = conn.execute(sa.select(c.id, c.locale).where(where).order_by(c.id)).mappings()
-    return [dict(r) for r in rows]
+    rows = [dict(r) for r in conn.execute(sa.select(c.id, c.locale).where(where).order_by(c.id)).mappings()]
+    if not rows and message.answers_deliveries:
+        # Written from another address (an alias, a forward) but in answer to our message: its customer.
+        owners = sa.select(deliveries.c.customer_id).where(deliveries.c.id.in_(list(message.answers_deliveries)))
+        rows = [dict(r) for r in conn.execute(sa.select(c.id, c.locale).where(c.id.in_(owners))).mappings()]
+    return rows
 
 
 def _read_as(word: Keyword | None, answers: bool) -> ReadAs:

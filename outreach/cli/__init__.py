@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from outreach.cli import campaigns, customers, operations, serving
+from outreach.cli import campaigns, customers, inbound, operations, serving
 
 app = typer.Typer(
     help="Omnichannel outreach: campaigns in YAML, a delivery ledger, SMS and email through workers.",
@@ -13,6 +13,7 @@ app = typer.Typer(
 )
 app.add_typer(customers.app, name="customers")
 app.add_typer(campaigns.app, name="campaigns")
+app.add_typer(inbound.app, name="inbound")
 app.command()(operations.worker)
 app.command()(serving.serve)
 app.command()(operations.report)
