@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
+from sqlalchemy.engine import Engine
 
 from outreach.campaigns import find_campaign_files, load_campaigns
 from outreach.config import Settings
@@ -79,6 +80,12 @@ def run_demo(base: Settings, console: Console, folder: Path = DEMO_DIR) -> list[
                 bar.update(task, description=f"{loaded.id}: done")
     finally:
         handle.close()
+    answered = _simulated_replies(engine, cfg)
+    console.print(
+        f"filed {answered} simulated SMS replies (3 survey scores, an opt-out, a question) as `outreach serve` "
+        "files them from Twilio",
+        highlight=False,
+    )
     with engine.connect() as conn:
         for loaded in campaigns:
             report = campaign_report(conn, loaded.id, "demo")
@@ -86,3 +93,21 @@ def run_demo(base: Settings, console: Console, folder: Path = DEMO_DIR) -> list[
                 reports.append(report)
     engine.dispose()
     return reports
+
+
+# What some sample customers text back to the survey, as Twilio would post it to /webhooks/twilio/inbound.
+SIMULATED_REPLIES = [
+    ("+8613800138001", "10"),
+    ("+8613800138002", "９分"),
+    ("+8613800138004", "6"),
+    ("+8613800138010", "退订"),
+    ("+8613800138006", "你们的网点几点开门?"),
+]
+
+
+def _simulated_replies(engine: Engine, cfg: Settings) -> int:
+    from outreach.responses import InboundMessage, file_inbound
+
+    for n, (phone, text) in enumerate(SIMULATED_REPLIES):
+        file_inbound(engine, InboundMessage("sms", f"SMdemo{n:028d}", phone, text), cfg)
+    return len(SIMULATED_REPLIES)

@@ -911,3 +911,42 @@ def test_a_template_error_lands_on_the_right_character_in_every_scalar_style(
     assert col is not None and line is not None
     source_line = path.read_text(encoding="utf-8").split("\n")[line - 1]
     assert source_line[col - 1 :].startswith("__secret"), (source_line, col)
+
+
+# -- expects (survey answers) -----------------------------------------------------------------------------
+
+
+def test_expects_declares_a_survey_or_keywords(tmp_path: Path, settings: Settings) -> None:
+    ok = '  - id: a\n    channel: sms\n    expects: {survey: csat, within: 2d}\n    content: {sms: "1-5?"}\n'
+    loaded = load_campaign(write(tmp_path, minimal(ok)), settings, None)
+    expects = loaded.campaign.steps[0].expects
+    assert expects is not None and (expects.attribute_name, expects.attribute_type) == ("csat_score", "number")
+
+    cases = {
+        "{survey: nps, keywords: {'1': yes}, attribute: x}": "exactly one of `survey`",
+        "{keywords: {'1': interested}}": "needs `attribute`",
+        "{survey: stars}": "nps",
+        "{survey: nps, within: soon}": "duration",
+        "{survey: nps, attribute: email}": "core field",
+        "{survey: nps, attribute: 9lives}": "is not valid",
+    }
+    for i, (value, message) in enumerate(cases.items()):
+        steps = f'  - id: a\n    channel: sms\n    expects: {value}\n    content: {{sms: "?"}}\n'
+        path = write(tmp_path, minimal(steps), f"bad-{i}.yaml")
+        found = problems(path, settings)
+        assert len(found) == 1, (value, found)
+        line, _col, text = found[0]
+        assert line == 7 and message in text, (value, found)
+
+
+def test_an_answer_attribute_must_keep_the_type_customers_have(tmp_path: Path, settings: Settings) -> None:
+    steps = '  - id: a\n    channel: sms\n    expects: {survey: nps, attribute: segment}\n    content: {sms: "?"}\n'
+    path = write(tmp_path, minimal(steps))
+    assert problems(path, settings, {"segment": "string"}) == [
+        (
+            at(path, "segment")[0],
+            at(path, "segment")[1],
+            "the answers are a number but the attribute 'segment' holds a string",
+        )
+    ]
+    assert load_campaign(path, settings, {"segment": "number"}).campaign.steps[0].expects is not None
