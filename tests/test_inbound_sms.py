@@ -222,3 +222,18 @@ def test_a_message_from_an_unknown_number_is_kept_without_a_profile(
     with p.engine.connect() as conn:
         [row] = conn.execute(sa.select(inbound_messages)).mappings().all()
     assert row["customer_id"] is None and row["body"] == "who is this?" and row["kind"] == "reply"
+
+
+def test_unsigned_or_oversized_inbound_messages_change_nothing(
+    pipeline: Pipeline, web: WebServer, twilio_server: Any
+) -> None:
+    p = pipeline
+    p.import_csv(CUSTOMERS)
+    params = inbound_params(twilio_server.account_sid, "SM" + "b" * 32, "+14155550100", "STOP", "+15005550006")
+    assert twilio_server.post_webhook(web.url(INBOUND_PATH), params, sign=False).status_code == 403
+    huge = {**params, "Body": "STOP" + " " * p.settings.max_request_bytes}
+    assert twilio_server.post_webhook(web.url(INBOUND_PATH), huge).status_code == 413
+    assert twilio_server.post_webhook(web.url(INBOUND_PATH), {**params, "From": ""}).status_code == 400
+    assert consent(p, "c2")[0] == "granted"
+    with p.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(inbound_messages)).scalar_one() == 0
