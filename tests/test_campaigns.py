@@ -335,7 +335,12 @@ def test_unknown_keys_are_reported_at_the_key(tmp_path: Path, settings: Settings
         ),
         (5, 1, "unknown key 'schedul'; did you mean 'schedule'?"),
         (9, 25, "unknown key 'fax' (allowed here: sms, email, whatsapp, wechat)"),
-        (10, 5, "unknown key 'delay' (allowed here: id, channel, fallback, content, template, after, unless, only_if)"),
+        (
+            10,
+            5,
+            "unknown key 'delay' (allowed here: id, channel, fallback, content, template, after, unless, only_if, "
+            "expects)",
+        ),
     ]
 
 

@@ -80,7 +80,7 @@ def test_marketing_run_sends_reachable_customers_once(
     mail = mails[0].message
     assert mail["Subject"] == "Bob, a new savings product"
     link = mail["List-Unsubscribe"].strip("<>")
-    assert link.startswith("http://127.0.0.1:8000/u/")
+    assert link.startswith(p.settings.public_url + "/u/")
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     text = mail.get_body(("plain",)).get_content()
     html = mail.get_body(("html",)).get_content()
