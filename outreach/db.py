@@ -69,6 +69,9 @@ customers = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+# Inbound messages are matched to customers by phone and by email (case-insensitively).
+ix_customers_phone = sa.Index("ix_customers_phone", customers.c.phone)
+ix_customers_email = sa.Index("ix_customers_email_lower", sa.func.lower(customers.c.email))
 
 # The declared type of every profile attribute ever imported: number, boolean, date, string or list.
 attribute_types = sa.Table(
@@ -214,6 +217,8 @@ def _add_columns(conn: Connection, table: sa.Table, names: list[str]) -> None:
 def _v2_responses(conn: Connection) -> None:
     """Issue 3: what the customer did after a message (answers, delivery reports, bounces)."""
     _add_columns(conn, deliveries, ["expects", "delivered_at", "replied_at", "opted_out_at"])
+    ix_customers_phone.create(conn, checkfirst=True)
+    ix_customers_email.create(conn, checkfirst=True)
     inbound_messages.create(conn, checkfirst=True)
     bounces.create(conn, checkfirst=True)
 
@@ -307,9 +312,9 @@ def migrate(engine: Engine) -> None:
             conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
 
-def open_store(url: str) -> Engine:
-    """An engine whose schema is ready to use."""
-    engine = make_engine(url)
+def open_store(url: str, **kwargs: Any) -> Engine:
+    """An engine whose schema is ready to use (`kwargs` go to `create_engine`, e.g. the pool size)."""
+    engine = make_engine(url, **kwargs)
     migrate(engine)
     return engine
 

@@ -52,7 +52,9 @@ async def bad_request(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = open_store(settings.database_url)
+        # As many connections as the threadpool has threads (Starlette runs blocking work on 40), so that
+        # requests never queue for a connection.
+        engine = open_store(settings.database_url, pool_size=20, max_overflow=20)
         committer = GroupCommitter(partial(apply_status_reports, engine))
         await committer.start()
         app.state.outreach = AppState(settings, engine, signing_key(engine, settings), committer)
