@@ -129,6 +129,8 @@ deliveries = sa.Table(
     sa.Column("sms_segments", sa.Integer),
     # What the step asks of the customer (a survey or keyword answers), so a reply can be read against it.
     sa.Column("expects", Json),
+    # The A/B variant of the step this row was written from (None for a step without variants).
+    sa.Column("variant", sa.String(32)),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("not_before", UTCDateTime),
     sa.Column("next_attempt_at", UTCDateTime),
@@ -200,6 +202,21 @@ campaign_runs = sa.Table(
     sa.Column("source_path", sa.Text),
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("planned_at", UTCDateTime),
+    # For an occurrence fired by a schedule: the time it was scheduled for (its label says the same).
+    sa.Column("scheduled_for", UTCDateTime),
+)
+
+# What workers need to know of a campaign while they send its rows: its throttle, and (for operators) whether
+# it is paused or cancelled. Written whenever the campaign is planned.
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("purpose", sa.String(16), nullable=False),
+    sa.Column("throttle", sa.String(32)),  # like "50/s"
+    sa.Column("on_unknown", sa.String(8), nullable=False, server_default="hold"),
+    sa.Column("state", sa.String(16), nullable=False, server_default="active"),  # active | paused | cancelled
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
 
@@ -214,16 +231,18 @@ def _add_columns(conn: Connection, table: sa.Table, names: list[str]) -> None:
         conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
 
 
-def _v2_responses(conn: Connection) -> None:
-    """Issue 3: what the customer did after a message (answers, delivery reports, bounces)."""
-    _add_columns(conn, deliveries, ["expects", "delivered_at", "replied_at", "opted_out_at"])
+def _v2_responses_and_journeys(conn: Connection) -> None:
+    """What customers do after a message (answers, delivery reports, bounces), and what journeys need
+    (variants, scheduled occurrences, per-campaign settings for workers)."""
+    _add_columns(conn, deliveries, ["expects", "variant", "delivered_at", "replied_at", "opted_out_at"])
+    _add_columns(conn, campaign_runs, ["scheduled_for"])
     ix_customers_phone.create(conn, checkfirst=True)
     ix_customers_email.create(conn, checkfirst=True)
-    inbound_messages.create(conn, checkfirst=True)
-    bounces.create(conn, checkfirst=True)
+    for table in (inbound_messages, bounces, campaigns):
+        table.create(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Migration] = [_v2_responses]
+MIGRATIONS: list[Migration] = [_v2_responses_and_journeys]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 

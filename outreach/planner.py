@@ -25,6 +25,7 @@ from outreach.config import Settings
 from outreach.db import (
     attribute_types,
     campaign_runs,
+    campaigns,
     customers,
     deliveries,
     insert_ignoring_duplicates,
@@ -136,6 +137,7 @@ def plan_campaign(
 
 def _start_run(engine: Engine, loaded: LoadedCampaign, occurrence: str) -> None:
     with engine.begin() as conn:
+        record_campaign(conn, loaded)
         conn.execute(
             insert_ignoring_duplicates(conn, campaign_runs).values(
                 campaign_id=loaded.id,
@@ -146,6 +148,16 @@ def _start_run(engine: Engine, loaded: LoadedCampaign, occurrence: str) -> None:
                 started_at=utcnow(),
             )
         )
+
+
+def record_campaign(conn: Connection, loaded: LoadedCampaign) -> None:
+    """Keep the campaign's row (what workers read while sending: its throttle) up to date; its operator
+    state (paused, cancelled) is left as it is."""
+    c = loaded.campaign
+    values = {"purpose": c.purpose, "throttle": c.throttle, "on_unknown": c.unknown_policy, "updated_at": utcnow()}
+    updated = conn.execute(campaigns.update().where(campaigns.c.id == c.id).values(**values))
+    if updated.rowcount == 0:
+        conn.execute(insert_ignoring_duplicates(conn, campaigns).values(id=c.id, state="active", **values))
 
 
 def _declare_answer_attributes(engine: Engine, steps: Sequence[Step]) -> None:
