@@ -86,6 +86,11 @@ class Settings:
         }
     )
 
+    # Marketing messages a customer may get across all campaigns, unless a campaign sets `frequency_cap`:
+    # at most `frequency_cap_max` per `frequency_cap_per` (0 = no default cap).
+    frequency_cap_max: int = 0
+    frequency_cap_per: str = "7d"
+
     # Inbound: how long after a message a reply still counts as answering it (a survey answer, a reply in
     # the report), and the largest webhook body accepted (bytes).
     reply_window: str = "7d"

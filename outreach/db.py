@@ -214,6 +214,7 @@ campaigns = sa.Table(
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("purpose", sa.String(16), nullable=False),
     sa.Column("throttle", sa.String(32)),  # like "50/s"
+    sa.Column("frequency_cap", sa.String(32)),  # like "2/7d": at most 2 marketing messages per 7 days
     sa.Column("on_unknown", sa.String(8), nullable=False, server_default="hold"),
     sa.Column("state", sa.String(16), nullable=False, server_default="active"),  # active | paused | cancelled
     sa.Column("updated_at", UTCDateTime, nullable=False),

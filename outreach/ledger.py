@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from outreach.caps import send_time_caps
 from outreach.channels.base import Outcome, SendResult
 from outreach.config import Settings
 from outreach.db import customers, deliveries, utcnow
@@ -147,6 +148,9 @@ def send_time_blocks(engine: Engine, rows: Sequence[dict[str, Any]]) -> dict[int
         address, flag = (getattr(profile, c) for c in columns)
         if address == row["address"] and flag:
             blocked[row["id"]] = ("invalid_address", str(flag))
+    # Last, as it suppresses at once what it blocks: only rows that would otherwise go take a place.
+    for delivery_id in send_time_caps(engine, [r for r in rows if r["id"] not in blocked], utcnow()):
+        blocked[delivery_id] = ("frequency_cap", "frequency cap reached at send time")
     return blocked
 
 

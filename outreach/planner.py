@@ -21,6 +21,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from outreach.campaign_model import Step
 from outreach.campaigns import LoadedCampaign
+from outreach.caps import REASON as REASON_CAPPED
+from outreach.caps import Cap, campaign_cap, planned_counts
 from outreach.config import Settings
 from outreach.db import (
     attribute_types,
@@ -43,6 +45,7 @@ from outreach.rendering import MissingData, RenderError
 from outreach.segment_syntax import SegmentError
 from outreach.segments import compile_segment
 from outreach.unsubscribe import signing_key
+from outreach.variants import StepVariants
 
 CHUNK = 1000
 SAMPLES = 3
@@ -123,21 +126,27 @@ def plan_campaign(
         raise InputError.single(str(loaded.path), f"segment: {exc.message}") from None
     key = signing_key(engine, settings)
     plan = CampaignPlan(campaign.id, occurrence, dry_run)
+    cap = campaign_cap(
+        campaign.purpose,
+        (campaign.frequency_cap.max, campaign.frequency_cap.per) if campaign.frequency_cap else None,
+        settings,
+    )
     if not dry_run:
-        _start_run(engine, loaded, occurrence)
+        _start_run(engine, loaded, occurrence, cap)
         _declare_answer_attributes(engine, steps if steps is not None else loaded.first_steps())
     for step in steps if steps is not None else loaded.first_steps():
         composer = StepComposer(campaign, step, loaded.templates[step.id], settings, key)
         planner = _StepPlanner(engine, loaded, step, occurrence, composer, where, dry_run)
+        planner.cap = cap
         plan.steps.append(planner.run(transport, settings.batch_size, progress, plan.row_ids))
     if not dry_run:
         _finish_run(engine, campaign.id, occurrence)
     return plan
 
 
-def _start_run(engine: Engine, loaded: LoadedCampaign, occurrence: str) -> None:
+def _start_run(engine: Engine, loaded: LoadedCampaign, occurrence: str, cap: Cap | None) -> None:
     with engine.begin() as conn:
-        record_campaign(conn, loaded)
+        record_campaign(conn, loaded, cap)
         conn.execute(
             insert_ignoring_duplicates(conn, campaign_runs).values(
                 campaign_id=loaded.id,
@@ -150,11 +159,17 @@ def _start_run(engine: Engine, loaded: LoadedCampaign, occurrence: str) -> None:
         )
 
 
-def record_campaign(conn: Connection, loaded: LoadedCampaign) -> None:
-    """Keep the campaign's row (what workers read while sending: its throttle) up to date; its operator
-    state (paused, cancelled) is left as it is."""
+def record_campaign(conn: Connection, loaded: LoadedCampaign, cap: Cap | None) -> None:
+    """Keep the campaign's row (what workers read while sending: its throttle, its frequency cap) up to date;
+    its operator state (paused, cancelled) is left as it is."""
     c = loaded.campaign
-    values = {"purpose": c.purpose, "throttle": c.throttle, "on_unknown": c.unknown_policy, "updated_at": utcnow()}
+    values = {
+        "purpose": c.purpose,
+        "throttle": c.throttle,
+        "frequency_cap": str(cap) if cap else None,
+        "on_unknown": c.unknown_policy,
+        "updated_at": utcnow(),
+    }
     updated = conn.execute(campaigns.update().where(campaigns.c.id == c.id).values(**values))
     if updated.rowcount == 0:
         conn.execute(insert_ignoring_duplicates(conn, campaigns).values(id=c.id, state="active", **values))
@@ -195,6 +210,7 @@ class _StepPlanner:
         self.step = step
         self.occurrence = occurrence
         self.composer = composer
+        self.variants = StepVariants(loaded, step, composer)
         self.where = where
         self.dry_run = dry_run
         self.report = StepPlan(step.id)
@@ -206,6 +222,7 @@ class _StepPlanner:
             d.customer_id == customers.c.id,
         )
         self.channels = [step.channel] + ([step.fallback] if step.fallback else [])
+        self.cap: Cap | None = None
         self.expects = (
             {**step.expects.model_dump(exclude_none=True), "attribute": step.expects.attribute_name}
             if step.expects
@@ -248,18 +265,22 @@ class _StepPlanner:
         purpose = self.campaign.purpose
         consents = consent_map(conn, [c["id"] for c in chunk], self.channels, purpose)
         now = utcnow()
+        capped = planned_counts(conn, [c["id"] for c in chunk], now - self.cap.per) if self.cap else None
         rows = []
         for customer in chunk:
+            variant = self.variants.choose(customer["id"])
             channel, reason, detail = self._choose_channel(customer, consents, purpose)
+            if reason is None and capped is not None and self.cap and capped[customer["id"]] >= self.cap.max:
+                reason, detail = REASON_CAPPED, f"{capped[customer['id']]} marketing messages within {self.cap.per}"
             composed: Composed | None = None
             if reason is None:
                 try:
-                    composed = self.composer.compose(channel, customer)
+                    composed = self.variants.composer(variant).compose(channel, customer)
                 except MissingData as exc:
                     reason, detail = "missing_data", str(exc)
                 except RenderError as exc:
                     reason, detail = "render_error", str(exc)
-            rows.append(self._row(customer, channel, reason, detail, composed, now))
+            rows.append(self._row(customer, channel, reason, detail, composed, now) | {"variant": variant})
         return rows
 
     def _choose_channel(
