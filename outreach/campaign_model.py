@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
@@ -14,6 +15,7 @@ from outreach.durations import parse_duration
 from outreach.fields import CORE_FIELDS
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+_VARIANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")  # the ledger's `variant` column holds 32 characters
 Channel = Literal["sms", "email", "whatsapp", "wechat"]
 StepChannel = Literal["sms", "email", "whatsapp", "wechat", "reply"]
 TemplateName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")]
@@ -96,12 +98,52 @@ class Expects(_Model):
         return "number" if self.survey else "string"
 
 
+class Variant(_Model):
+    """One arm of an A/B test in a step: its own content, sent to a share of the customers set by `weight`
+    (its weight over the sum of the step's weights). Which customer gets which arm: outreach.variants."""
+
+    id: str
+    weight: float = 1.0
+    content: Content | None = None
+    template: TemplateName | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _variant_id(cls, value: str) -> str:
+        if not _VARIANT_ID.match(value):
+            raise ValueError(
+                f"{value!r} is not valid: variant ids are lowercase letters, digits and -, starting with a letter "
+                "or digit (at most 32)"
+            )
+        return value
+
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _positive(cls, value: object) -> object:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+            shown = repr(value) if isinstance(value, str) else str(value).lower()
+            raise ValueError(f"should be a positive number (the variant's share, like 70), not {shown}")
+        return value
+
+    @model_validator(mode="after")
+    def _content_or_template(self) -> Variant:
+        if self.content is not None and self.template is not None:
+            raise ValueError("a variant has either `content` (inline templates) or `template` (files), not both")
+        if self.content is None and self.template is None:
+            raise ValueError("a variant needs `content` (inline templates) or `template` (files)")
+        return self
+
+
+VARIANTS_OR_CONTENT = "a step has `variants` (each with its own content) or `content`/`template`, not both"
+
+
 class Step(_Model):
     id: Identifier
     channel: StepChannel
     fallback: Channel | None = None
     content: Content | None = None
     template: TemplateName | None = None
+    variants: list[Variant] | None = None
     after: str | None = None
     unless: Literal["replied", "delivered", "opted_out", "clicked"] | None = None
     only_if: str | None = None
@@ -109,11 +151,21 @@ class Step(_Model):
 
     _check_after = field_validator("after")(_duration)
 
+    @field_validator("variants")
+    @classmethod
+    def _two_or_more(cls, value: list[Variant] | None) -> list[Variant] | None:
+        if value is not None and len(value) < 2:
+            raise ValueError("an A/B test needs at least two variants (one message is `content` or `template`)")
+        return value
+
     @model_validator(mode="after")
     def _content_or_template(self) -> Step:
-        if self.content is not None and self.template is not None:
+        if self.variants is not None:
+            if self.content is not None or self.template is not None:
+                raise ValueError(VARIANTS_OR_CONTENT)
+        elif self.content is not None and self.template is not None:
             raise ValueError("a step has either `content` (inline templates) or `template` (files), not both")
-        if self.content is None and self.template is None:
+        elif self.content is None and self.template is None:
             raise ValueError("a step needs `content` (inline templates) or `template` (files)")
         if self.fallback is not None and self.fallback == self.channel:
             raise ValueError("`fallback` must be a different channel from `channel`")

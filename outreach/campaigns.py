@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml.comments import CommentedMap
 
 from outreach.campaign_errors import dotted, pydantic_problems
-from outreach.campaign_model import SCHEDULE_OR_TRIGGER, Campaign, Schedule, Step, Trigger
+from outreach.campaign_model import SCHEDULE_OR_TRIGGER, Campaign, Schedule, Step, Trigger, Variant
 from outreach.config import Settings
 from outreach.errors import InputError, Problem
 from outreach.fields import CORE_FIELDS, AttributeType
@@ -55,8 +55,10 @@ class LoadedCampaign:
     campaign: Campaign
     path: Path
     source: str
-    # step id -> channel -> templates
+    # step id -> channel -> templates (a step with variants: its first variant's, the control)
     templates: dict[str, dict[str, ChannelTemplates]]
+    # step id -> variant id -> channel -> templates, for the steps with `variants`
+    variant_templates: dict[str, dict[str, dict[str, ChannelTemplates]]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -132,7 +134,7 @@ def load_campaign(path: Path, settings: Settings, catalog: dict[str, AttributeTy
     problems.extend(checker.problems)
     if problems or campaign is None:
         raise InputError(dict.fromkeys(problems))  # a problem found both ways is reported once
-    return LoadedCampaign(campaign, path, doc.text, templates)
+    return LoadedCampaign(campaign, path, doc.text, templates, checker.variant_templates)
 
 
 def _valid(model: type[_M], value: Any) -> _M | None:
@@ -159,6 +161,7 @@ class _Checker:
         self.problems: list[Problem] = []
         self.trigger: Trigger | None = None
         self.trigger_known = True
+        self.variant_templates: dict[str, dict[str, dict[str, ChannelTemplates]]] = {}
 
     def run(self, campaign: Campaign | None) -> dict[str, dict[str, ChannelTemplates]]:
         """Check `campaign`, or when it did not validate, whichever of its parts are valid on their own."""
@@ -182,7 +185,10 @@ class _Checker:
         if schedule is not None and schedule.cron is not None:
             self._cron(schedule.cron, schedule.timezone)
         if isinstance(raw_steps, list):
-            self._duplicate_step_ids(raw_steps)
+            self._duplicate_ids(raw_steps, ("steps",), "step")
+            for i, item in enumerate(raw_steps):
+                if isinstance(item, dict) and isinstance(item.get("variants"), list):
+                    self._duplicate_ids(item["variants"], ("steps", i, "variants"), "variant")
         templates: dict[str, dict[str, ChannelTemplates]] = {}
         for i, step in steps:
             loc: Loc = ("steps", i)
@@ -208,19 +214,20 @@ class _Checker:
                 self.doc.problem(where, f"the answers are a {kind} but the attribute {name!r} holds a {known}")
             )
 
-    def _duplicate_step_ids(self, raw_steps: list[Any]) -> None:
+    def _duplicate_ids(self, items: list[Any], loc: Loc, what: str) -> None:
+        """Each `id` of the mappings in `items` (the steps, a step's variants) that an earlier one has."""
         first: dict[str, int] = {}
-        for i, item in enumerate(raw_steps):
-            step_id = item.get("id") if isinstance(item, dict) else None
-            if not isinstance(step_id, str):
+        for i, item in enumerate(items):
+            item_id = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(item_id, str):
                 continue
-            if step_id in first:
-                line, _ = self.doc.locate(("steps", first[step_id], "id"))
+            if item_id in first:
+                line, _ = self.doc.locate((*loc, first[item_id], "id"))
                 self.problems.append(
-                    self.doc.problem(("steps", i, "id"), f"step id {step_id!r} is already used on line {line}")
+                    self.doc.problem((*loc, i, "id"), f"{what} id {item_id!r} is already used on line {line}")
                 )
             else:
-                first[step_id] = i
+                first[item_id] = i
 
     def _segment(self, text: str, loc: Loc) -> None:
         try:
@@ -292,36 +299,48 @@ class _Checker:
         return channels
 
     def _step_templates(self, step: Step, loc: Loc) -> dict[str, ChannelTemplates]:
+        """The step's templates per channel; a step with variants has a set per variant, each checked alike."""
+        channels = self._channels_needed(step, loc) or []
+        if step.variants is None:
+            return self._templates(step, step, loc, channels)
+        arms = {v.id: self._templates(step, v, (*loc, "variants", j), channels) for j, v in enumerate(step.variants)}
+        self.variant_templates[step.id] = arms
+        return arms[step.variants[0].id]
+
+    def _templates(
+        self, step: Step, source: Step | Variant, loc: Loc, channels: list[str]
+    ) -> dict[str, ChannelTemplates]:
         out: dict[str, ChannelTemplates] = {}
-        for channel in self._channels_needed(step, loc) or []:
-            if step.content is not None:
-                found = self._inline(step, channel, loc)
+        for channel in channels:
+            if source.content is not None:
+                found = self._inline(step, source, channel, loc)
             else:
-                assert step.template is not None
-                found = self._files(step.template, channel, loc)
+                assert source.template is not None
+                found = self._files(source.template, channel, loc)
             if found is None:
                 continue
-            for source in found.parts.values():
-                self.problems.extend(check_template(source, self.known_names))
+            for text in found.parts.values():
+                self.problems.extend(check_template(text, self.known_names))
             out[channel] = found
         return out
 
-    def _inline(self, step: Step, channel: str, loc: Loc) -> ChannelTemplates | None:
-        content = step.content
+    def _inline(self, step: Step, source: Step | Variant, channel: str, loc: Loc) -> ChannelTemplates | None:
+        content = source.content
         assert content is not None
         value = getattr(content, channel)
         if value is None:
+            variant = isinstance(source, Variant)
+            who = f"step {step.id!r}" + (f" variant {source.id!r}" if variant else "")
+            where: Loc = (*loc, "content")
             if channel == step.fallback:
-                where, why = (*loc, "fallback"), f"falls back to {channel}"
+                where, why = (where if variant else (*loc, "fallback")), f"falls back to {channel}"
             elif step.channel == "reply":
-                where, why = (*loc, "content"), f"replies on {channel} (one of the trigger's channels)"
+                why = f"replies on {channel} (one of the trigger's channels)"
             else:
-                where, why = (*loc, "content"), f"sends {channel}"
+                why = f"sends {channel}"
             self.problems.append(
                 self.doc.problem(
-                    where,
-                    f"step {step.id!r} {why} but its content has no {channel} template",
-                    at_key=where[-1] == "content",
+                    where, f"{who} {why} but its content has no {channel} template", at_key=where[-1] == "content"
                 )
             )
             return None

@@ -43,7 +43,9 @@ def by_locale(texts: Mapping[str, str], locale: str | None) -> str:
 
 
 class StepComposer:
-    """A step's templates compiled once for a run; composes each customer's message."""
+    """A step's templates (or one variant's of them) compiled once for a run; composes each customer's message.
+
+    With `variant`, templates see its id as `step.variant`."""
 
     def __init__(
         self,
@@ -52,6 +54,7 @@ class StepComposer:
         templates: Mapping[str, ChannelTemplates],
         settings: Settings,
         signing_key: bytes,
+        variant: str | None = None,
     ) -> None:
         self.campaign = campaign
         self.step = step
@@ -63,6 +66,8 @@ class StepComposer:
         }
         self._campaign_vars = {"id": campaign.id, "name": campaign.name, "purpose": campaign.purpose}
         self._step_vars = {"id": step.id, "channel": step.channel}
+        if variant is not None:
+            self._step_vars["variant"] = variant
 
     def compose(self, channel: str, customer: Mapping[str, Any]) -> Composed:
         """Raises rendering.MissingData / RenderError when this customer's message cannot be made."""

@@ -338,8 +338,8 @@ def test_unknown_keys_are_reported_at_the_key(tmp_path: Path, settings: Settings
         (
             10,
             5,
-            "unknown key 'delay' (allowed here: id, channel, fallback, content, template, after, unless, only_if, "
-            "expects)",
+            "unknown key 'delay' (allowed here: id, channel, fallback, content, template, variants, after, unless, "
+            "only_if, expects)",
         ),
     ]
 
