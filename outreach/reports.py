@@ -1,4 +1,5 @@
-"""Campaign reports from the ledger: the funnel from targeted to delivered, per step and channel."""
+"""Campaign reports from the ledger: the funnel from targeted to delivered, per step and channel, survey
+answers, and the results of A/B variants (outreach.variant_report)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from outreach.db import campaign_runs, deliveries, events
 from outreach.ledger import Status
+from outreach.variant_report import variant_results
 
 FUNNEL = (
     "targeted",
@@ -79,6 +81,7 @@ def campaign_report(conn: Connection, campaign_id: str, occurrence: str | None =
         "suppressed_by_reason": dict(reasons.most_common()),
         "errors_by_code": dict(errors.most_common(10)),
         "surveys": survey_results(conn, campaign_id, occurrence),
+        "variants": variant_results(conn, campaign_id, occurrence),
         "by_step": [
             {"step": step, "channel": channel, **{k: c.get(k, 0) for k in FUNNEL}}
             for (step, channel), c in sorted(steps.items())

@@ -48,7 +48,7 @@ def report(
     occurrence: Annotated[str | None, typer.Option(help="Only this occurrence.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
-    """The funnel of a campaign: targeted, suppressed by reason, sent, delivered, failed."""
+    """The funnel of a campaign: targeted, suppressed by reason, sent, delivered, failed; A/B variant results."""
     cfg = settings()
     engine = store(cfg)
     with engine.connect() as conn:
@@ -77,10 +77,45 @@ def print_report(data: dict[str, Any]) -> None:
     console.print(table)
     for survey in data.get("surveys", []):
         console.print(_survey_line(survey), highlight=False)
+    for test in data.get("variants", []):
+        _print_variants(test)
     for heading, key in (("suppressed by reason", "suppressed_by_reason"), ("top error codes", "errors_by_code")):
         counts: dict[str, int] = data[key]
         if counts:
             console.print(f"{heading}: " + ", ".join(f"{k} {v}" for k, v in counts.items()), highlight=False)
+
+
+def _print_variants(test: dict[str, Any]) -> None:
+    """One A/B-tested step: each variant's counts and rates, then each variant against the control."""
+    table = Table(
+        "variant", "targeted", "sent", "delivered", "replied", "opted out", "reach", "reply rate", "opt-out rate",
+        title=f"variants of step {test['step']} (control {test['control']})",
+        title_justify="left",
+    )  # fmt: skip
+    for arm in test["arms"]:
+        counts = (arm[k] for k in ("targeted", "sent", "delivered", "replied", "opted_out"))
+        rates = (_percent(arm[k]) for k in ("reach_rate", "reply_rate", "opt_out_rate"))
+        table.add_row(arm["variant"], *(str(c) for c in counts), *rates)
+    console.print(table)
+    for comparison in test["comparisons"]:
+        console.print(f"{comparison['variant']} against {comparison['control']}:", highlight=False)
+        for label, key in (("reply", "reply_rate"), ("opt-out", "opt_out_rate")):
+            console.print(f"  {_difference(label, comparison[key])}", highlight=False)
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{100 * rate:.1f}%"
+
+
+def _difference(label: str, result: dict[str, Any]) -> str:
+    """`reply rate +2.1 pts (95% CI -0.4 to +4.6): no significant difference`"""
+    if result["difference"] is None:
+        return f"{label} rate: {result['verdict']}"
+    lower, upper = result["ci95"]
+    return (
+        f"{label} rate {100 * result['difference']:+.1f} pts (95% CI {100 * lower:+.1f} to {100 * upper:+.1f}): "
+        f"{result['verdict']}"
+    )
 
 
 def _survey_line(survey: dict[str, Any]) -> str:
