@@ -68,6 +68,12 @@ class Settings:
     send_concurrency: int = 8
     # Worker threads the in-process (stub://) broker runs.
     stub_worker_threads: int = 4
+    # Rates per channel shared by every worker ({"sms": "100/s", "email": "500/s"}; a rate is N/s, N/m or N/h;
+    # a channel not named is unlimited), on top of each campaign's own `throttle`; the stricter one wins.
+    provider_rates: Mapping[str, str] = field(default_factory=dict)
+    # Seconds of throttled sending a batch takes on at once: rows that could not start within it go back on
+    # the queue (keeping their place in line), so no row stays claimed much longer than this.
+    throttle_horizon: float = 10.0
 
     # Opt-out wording appended to marketing SMS, by locale (language prefix matches, "default" last).
     sms_opt_out: Mapping[str, str] = field(
@@ -90,6 +96,14 @@ class Settings:
     # at most `frequency_cap_max` per `frequency_cap_per` (0 = no default cap).
     frequency_cap_max: int = 0
     frequency_cap_per: str = "7d"
+
+    # Quiet hours ("21:00-08:00", in each customer's time zone) for every campaign that sets none of its own
+    # ("" = none); a service campaign may opt out with `quiet_hours: off`. Customers without a time zone use
+    # the campaign's schedule zone, else default_timezone. Marketing also waits out the holidays listed in
+    # holidays_file for the customer's country.
+    quiet_hours: str = ""
+    default_timezone: str = "UTC"
+    holidays_file: Path = Path("config") / "holidays.yaml"
 
     # Inbound: how long after a message a reply still counts as answering it (a survey answer, a reply in
     # the report), and the largest webhook body accepted (bytes).
@@ -204,6 +218,8 @@ def _from_env(key: str, raw: str, env_name: str) -> Any:
     default = _FIELD_TYPES[key].default
     if key == "list_columns":
         return tuple(c.strip() for c in raw.split(",") if c.strip())
+    if key == "provider_rates":
+        return _rates_from_env(raw, env_name)
     if isinstance(default, bool):
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     if isinstance(default, int):
@@ -225,4 +241,19 @@ def _coerce(key: str, value: Any) -> Any:
         return Path(value)
     if key == "list_columns":
         return tuple(value)
+    if key == "provider_rates":
+        return dict(value or {})
     return value
+
+
+def _rates_from_env(raw: str, env_name: str) -> dict[str, str]:
+    """`sms=100/s,email=500/s` -> {"sms": "100/s", "email": "500/s"} (the rates are checked where used)."""
+    rates: dict[str, str] = {}
+    for pair in (p.strip() for p in raw.split(",")):
+        if not pair:
+            continue
+        channel, equals, rate = pair.partition("=")
+        if not equals or not channel.strip() or not rate.strip():
+            raise InputError.single(env_name, f"{pair!r}: write channel=rate pairs like sms=100/s,email=500/s")
+        rates[channel.strip()] = rate.strip()
+    return rates

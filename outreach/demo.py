@@ -26,7 +26,7 @@ DEMO_DIR = Path(".demo")
 
 
 def demo_settings(base: Settings, folder: Path = DEMO_DIR) -> Settings:
-    """The user's settings, but with a private store and outbox, the in-process broker and no real providers."""
+    """The user's settings, but with a private store and outbox, the in-process broker, no real providers."""
     return replace(
         base,
         database_url=f"sqlite:///{folder / 'outreach.db'}",
@@ -37,6 +37,9 @@ def demo_settings(base: Settings, folder: Path = DEMO_DIR) -> Settings:
         twilio_auth_token=None,
         secret_key=base.secret_key or "demo-only-secret-key",
         list_columns=tuple(sorted({*base.list_columns, "products"})),
+        # The demo shows sending: no quiet hours or holidays to wait out, whenever it is run.
+        quiet_hours="",
+        holidays_file=folder / "no-holidays.yaml",
     )
 
 

@@ -312,11 +312,17 @@ def mark_address_invalid(conn: Connection, row: dict[str, Any], why: str, now: d
 
 
 def open_count(conn: Connection, campaign_id: str, occurrence: str | None = None) -> int:
-    """Rows of a campaign (run) that may still be sent: planned, queued or sending."""
+    """Rows of a campaign (run) that may be sent now: planned, queued or sending, and not deferred to later
+    (quiet hours, holidays)."""
+    now = utcnow()
     query = (
         sa.select(sa.func.count())
         .select_from(deliveries)
-        .where(deliveries.c.campaign_id == campaign_id, deliveries.c.status.in_(list(OPEN_STATES)))
+        .where(
+            deliveries.c.campaign_id == campaign_id,
+            deliveries.c.status.in_(list(OPEN_STATES)),
+            sa.or_(deliveries.c.not_before.is_(None), deliveries.c.not_before <= now),
+        )
     )
     if occurrence is not None:
         query = query.where(deliveries.c.occurrence == occurrence)

@@ -40,7 +40,8 @@ from outreach.fields import ADDRESS_FIELDS
 from outreach.ledger import Status
 from outreach.messages import Composed, StepComposer
 from outreach.profiles import add_events, attribute_catalog, consent_block_reason, consent_map, event_row
-from outreach.queueing import Transport, enqueue_in_batches
+from outreach.queueing import Transport, enqueue_when_due
+from outreach.quiet_hours import SendingHours, sending_hours
 from outreach.rendering import MissingData, RenderError
 from outreach.segment_syntax import SegmentError
 from outreach.segments import compile_segment
@@ -62,6 +63,8 @@ class StepPlan:
     by_channel: Counter[str] = field(default_factory=Counter)
     suppressed: Counter[str] = field(default_factory=Counter)
     sms_segments: int = 0
+    # Rows that wait for quiet hours or a holiday to end (they have a `not_before`).
+    deferred: int = 0
     samples: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -73,6 +76,7 @@ class StepPlan:
             "by_channel": dict(self.by_channel),
             "suppressed": dict(self.suppressed),
             "sms_segments": self.sms_segments,
+            "deferred": self.deferred,
             "samples": self.samples,
         }
 
@@ -131,6 +135,7 @@ def plan_campaign(
         (campaign.frequency_cap.max, campaign.frequency_cap.per) if campaign.frequency_cap else None,
         settings,
     )
+    hours = sending_hours(campaign, settings)
     if not dry_run:
         _start_run(engine, loaded, occurrence, cap)
         _declare_answer_attributes(engine, steps if steps is not None else loaded.first_steps())
@@ -138,6 +143,7 @@ def plan_campaign(
         composer = StepComposer(campaign, step, loaded.templates[step.id], settings, key)
         planner = _StepPlanner(engine, loaded, step, occurrence, composer, where, dry_run)
         planner.cap = cap
+        planner.hours = hours
         plan.steps.append(planner.run(transport, settings.batch_size, progress, plan.row_ids))
     if not dry_run:
         _finish_run(engine, campaign.id, occurrence)
@@ -223,6 +229,7 @@ class _StepPlanner:
         )
         self.channels = [step.channel] + ([step.fallback] if step.fallback else [])
         self.cap: Cap | None = None
+        self.hours: SendingHours | None = None
         self.expects = (
             {**step.expects.model_dump(exclude_none=True), "attribute": step.expects.attribute_name}
             if step.expects
@@ -252,11 +259,11 @@ class _StepPlanner:
                 chunk = [dict(r) for r in partition]
                 with self.engine.begin() as conn:
                     rows = self._rows(conn, chunk)
-                    new_ids = [] if self.dry_run else self._insert(conn, rows)
+                    new_rows = [] if self.dry_run else self._insert(conn, rows)
                 seen += len(chunk)
-                if new_ids and transport is not None:
-                    enqueue_in_batches(transport, new_ids, batch_size)
-                row_ids.extend(new_ids)
+                if new_rows and transport is not None:
+                    enqueue_when_due(transport, new_rows, batch_size)
+                row_ids.extend(delivery_id for delivery_id, _ in new_rows)
                 if progress:
                     progress(seen, self.report.audience - self.report.already_planned)
         return self.report
@@ -310,6 +317,10 @@ class _StepPlanner:
     ) -> dict[str, Any]:
         report = self.report
         address = customer.get(ADDRESS_FIELDS[channel][0]) if channel in ADDRESS_FIELDS else None
+        not_before = None
+        if self.hours is not None and reason is None:
+            not_before = self.hours.not_before(now, customer.get("timezone"), customer.get("country"))
+            report.deferred += not_before is not None
         if reason is not None:
             report.suppressed[reason] += 1
         else:
@@ -346,14 +357,16 @@ class _StepPlanner:
             "sms_segments": composed.sms_segments if composed else None,
             "expects": self.expects if composed else None,
             "attempts": 0,
+            "not_before": not_before,
             "enqueued_at": None if reason else now,
             "finished_at": now if reason else None,
             "created_at": now,
             "updated_at": now,
         }
 
-    def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
-        """Insert the chunk's rows; those another run already wrote are skipped. Returns ids to enqueue."""
+    def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, datetime | None]]:
+        """Insert the chunk's rows; those another run already wrote are skipped. Returns the ids to enqueue,
+        each with the moment before which it may not go (quiet hours, holidays) or None."""
         if not rows:
             return []
         inserted = insert_returning(conn, deliveries, rows, ("id", "idempotency_key", "status"))
@@ -363,8 +376,10 @@ class _StepPlanner:
         for delivery_id, key, status in inserted:
             row = by_key[key]
             if status == Status.QUEUED:
-                queued.append(delivery_id)
+                queued.append((delivery_id, row["not_before"]))
                 data = {"step": row["step_id"], "channel": row["channel"], "occurrence": self.occurrence}
+                if row["not_before"]:
+                    data["not_before"] = row["not_before"].isoformat(timespec="seconds")
                 kind = "delivery.planned"
             else:
                 data = {"step": row["step_id"], "channel": row["channel"], "reason": row["reason"]}

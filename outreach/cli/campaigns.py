@@ -141,6 +141,8 @@ def _print_plan(result: CampaignPlan) -> None:
             table.add_row(f"to send by {channel}", str(n))
         for reason, n in step.suppressed.most_common():
             table.add_row(f"suppressed: {reason}", str(n))
+        if step.deferred:
+            table.add_row("of which deferred (quiet hours, holidays)", str(step.deferred))
         if step.sms_segments:
             table.add_row("SMS segments", str(step.sms_segments))
         console.print(table)
