@@ -97,6 +97,13 @@ class Settings:
     frequency_cap_max: int = 0
     frequency_cap_per: str = "7d"
 
+    # The scheduler: how often it looks for due occurrences and follow-ups (seconds), how late a missed
+    # occurrence may still run after downtime, and how long a standby waits before taking over a lock
+    # whose holder stopped renewing it (seconds).
+    scheduler_interval: float = 15.0
+    schedule_grace: str = "1h"
+    scheduler_lock_ttl: float = 10.0
+
     # Quiet hours ("21:00-08:00", in each customer's time zone) for every campaign that sets none of its own
     # ("" = none); a service campaign may opt out with `quiet_hours: off`. Customers without a time zone use
     # the campaign's schedule zone, else default_timezone. Marketing also waits out the holidays listed in

@@ -7,7 +7,7 @@ schema itself (`migrate`), under a lock so that several processes starting at on
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,8 +41,18 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_clock_offset = timedelta(0)
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """The engine's clock: every decision about time (claims, schedules, quiet hours, caps) reads it."""
+    return datetime.now(UTC) + _clock_offset
+
+
+def shift_clock(offset: timedelta) -> None:
+    """Run the engine's clock `offset` ahead of the real one (for simulations and tests: weeks in seconds)."""
+    global _clock_offset
+    _clock_offset = offset
 
 
 meta = sa.Table(
@@ -206,6 +216,18 @@ campaign_runs = sa.Table(
     sa.Column("scheduled_for", UTCDateTime),
 )
 
+# The scheduler's place in each scheduled campaign: every scheduled time up to `watermark` has been dealt
+# with (planned, or recorded as missed). `spec` is the schedule it was computed for: a changed schedule
+# starts again from the moment it is first seen.
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("campaign_id", sa.String(64), primary_key=True),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("watermark", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
 # What workers need to know of a campaign while they send its rows: its throttle, and (for operators) whether
 # it is paused or cancelled. Written whenever the campaign is planned.
 campaigns = sa.Table(
@@ -239,7 +261,7 @@ def _v2_responses_and_journeys(conn: Connection) -> None:
     _add_columns(conn, campaign_runs, ["scheduled_for"])
     ix_customers_phone.create(conn, checkfirst=True)
     ix_customers_email.create(conn, checkfirst=True)
-    for table in (inbound_messages, bounces, campaigns):
+    for table in (inbound_messages, bounces, campaigns, schedules):
         table.create(conn, checkfirst=True)
 
 

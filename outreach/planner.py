@@ -117,8 +117,13 @@ def plan_campaign(
     steps: Sequence[Step] | None = None,
     progress: Callable[[int, int], None] | None = None,
     today: date | None = None,
+    audience: Callable[[Step], sa.ColumnElement[bool]] | None = None,
+    scheduled_for: datetime | None = None,
 ) -> CampaignPlan:
-    """Plan the steps that go now (those without `after`) for one occurrence of a campaign."""
+    """Plan the steps that go now (those without `after`) for one occurrence of a campaign.
+
+    `steps` and `audience` plan other steps for other customers (follow-ups: those whose previous step is
+    due); `scheduled_for` is the scheduled time of an occurrence the scheduler fired."""
     check_occurrence(occurrence)
     campaign = loaded.campaign
     today = today or utcnow().date()
@@ -137,11 +142,12 @@ def plan_campaign(
     )
     hours = sending_hours(campaign, settings)
     if not dry_run:
-        _start_run(engine, loaded, occurrence, cap)
+        _start_run(engine, loaded, occurrence, cap, scheduled_for)
         _declare_answer_attributes(engine, steps if steps is not None else loaded.first_steps())
     for step in steps if steps is not None else loaded.first_steps():
         composer = StepComposer(campaign, step, loaded.templates[step.id], settings, key)
-        planner = _StepPlanner(engine, loaded, step, occurrence, composer, where, dry_run)
+        step_where = audience(step) if audience is not None else where
+        planner = _StepPlanner(engine, loaded, step, occurrence, composer, step_where, dry_run)
         planner.cap = cap
         planner.hours = hours
         plan.steps.append(planner.run(transport, settings.batch_size, progress, plan.row_ids))
@@ -150,7 +156,9 @@ def plan_campaign(
     return plan
 
 
-def _start_run(engine: Engine, loaded: LoadedCampaign, occurrence: str, cap: Cap | None) -> None:
+def _start_run(
+    engine: Engine, loaded: LoadedCampaign, occurrence: str, cap: Cap | None, scheduled_for: datetime | None
+) -> None:
     with engine.begin() as conn:
         record_campaign(conn, loaded, cap)
         conn.execute(
@@ -161,6 +169,7 @@ def _start_run(engine: Engine, loaded: LoadedCampaign, occurrence: str, cap: Cap
                 source=loaded.source,
                 source_path=str(loaded.path),
                 started_at=utcnow(),
+                scheduled_for=scheduled_for,
             )
         )
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
+
+from outreach.db import utcnow
 
 
 class Transport(Protocol):
@@ -24,7 +26,7 @@ def enqueue_when_due(
 ) -> None:
     """Enqueue (id, not_before) pairs: those without a wait at once, the others delayed until their moment
     (grouped by moment, so the rows deferred to the end of one night's quiet hours travel together)."""
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     by_delay: dict[int, list[int]] = defaultdict(list)
     for delivery_id, not_before in rows:
         delay_ms = max(0, int((not_before - now).total_seconds() * 1000)) if not_before else 0

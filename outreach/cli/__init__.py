@@ -16,6 +16,7 @@ app.add_typer(campaigns.app, name="campaigns")
 app.add_typer(inbound.app, name="inbound")
 app.command()(operations.worker)
 app.command()(serving.serve)
+app.command()(serving.scheduler)
 app.command()(operations.report)
 app.command()(operations.demo)
 

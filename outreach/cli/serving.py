@@ -41,3 +41,33 @@ def serve(
         log_level="info",
         server_header=False,
     )
+
+
+@reports_errors
+def scheduler() -> None:
+    """Fire scheduled campaigns and due follow-up steps from OUTREACH_CAMPAIGNS_DIR, and release deferred
+    messages when their quiet hours end. A second scheduler waits on standby and takes over within
+    seconds if the first one dies."""
+    import signal
+    import threading
+
+    from outreach.scheduler import run_scheduler
+    from workers.broker import setup
+
+    cfg = settings()
+    engine = store(cfg)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    handle = setup(cfg, engine)
+    if handle.in_process:
+        handle.start_worker()  # stub://: this process delivers what it plans
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        status = run_scheduler(cfg, engine, handle.transport, stop)
+    finally:
+        handle.close()
+        engine.dispose()
+    if status:
+        raise typer.Exit(status)

@@ -1,0 +1,229 @@
+"""`outreach scheduler`: fires scheduled campaigns, plans follow-up steps as they come due, and releases
+deferred rows, from the campaign files in OUTREACH_CAMPAIGNS_DIR.
+
+The decisions live in `SchedulerCore.tick(now)`, which is deterministic for a given `now`: what has been
+done is in the database (the `schedules` watermarks, the ledger, the campaign runs), so a tick repeated
+after a crash, or by a standby that took over, does nothing twice. APScheduler drives the ticks (its job
+store in the project's database); a leader lock keeps a second scheduler on standby.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from outreach.campaign_model import Schedule
+from outreach.campaigns import LoadedCampaign, find_campaign_files, load_campaign
+from outreach.config import Settings
+from outreach.db import campaign_runs, insert_ignoring_duplicates, schedules, utcnow
+from outreach.deferred import release_due
+from outreach.durations import parse_duration
+from outreach.errors import InputError
+from outreach.followups import plan_due_followups
+from outreach.occurrences import due, occurrence_label, spec
+from outreach.planner import plan_campaign
+from outreach.profiles import attribute_catalog
+from outreach.queueing import Transport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TickReport:
+    fired: list[tuple[str, str]] = field(default_factory=list)  # (campaign, occurrence)
+    missed: list[tuple[str, str]] = field(default_factory=list)
+    followups: int = 0  # rows planned
+    released: int = 0
+
+
+@dataclass
+class _Watched:
+    loaded: LoadedCampaign
+    stamp: tuple[float, int]
+
+
+class SchedulerCore:
+    def __init__(self, engine: Engine, settings: Settings, transport: Transport | None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.transport = transport
+        self.campaigns: dict[Path, _Watched] = {}
+        self.failed: dict[Path, tuple[float, int]] = {}
+
+    # --- campaign files --------------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Pick up new and changed campaign files; a file that no longer validates keeps its last good
+        version (and says why, once per change); a removed file stops its campaign."""
+        folder = self.settings.campaigns_dir
+        paths = set(find_campaign_files([folder])) if folder.exists() else set()
+        for gone in set(self.campaigns) - paths:
+            log.info("campaign file %s removed: %s no longer scheduled", gone, self.campaigns.pop(gone).loaded.id)
+        catalog = None
+        for path in sorted(paths):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            stamp = (stat.st_mtime, stat.st_size)
+            known = self.campaigns.get(path)
+            if (known is not None and known.stamp == stamp) or self.failed.get(path) == stamp:
+                continue
+            if catalog is None:
+                with self.engine.connect() as conn:
+                    catalog = attribute_catalog(conn)
+            try:
+                loaded = load_campaign(path, self.settings, catalog or None)
+            except InputError as exc:
+                self.failed[path] = stamp
+                keeping = f"; keeping the version loaded before ({known.loaded.id})" if known else ""
+                log.error("%s does not validate%s:\n%s", path, keeping, "\n".join(map(str, exc.problems)))
+                continue
+            self.failed.pop(path, None)
+            self.campaigns[path] = _Watched(loaded, stamp)
+            log.info("%s campaign %s from %s", "reloaded" if known else "loaded", loaded.id, path)
+
+    # --- one tick --------------------------------------------------------------------------------------------
+
+    def tick(self, now: datetime | None = None) -> TickReport:
+        now = now or utcnow()
+        report = TickReport()
+        self.reload()
+        for watched in list(self.campaigns.values()):
+            loaded = watched.loaded
+            try:
+                if loaded.campaign.schedule is not None:
+                    self._fire(loaded, loaded.campaign.schedule, now, report)
+                for plan in plan_due_followups(self.engine, loaded, self.settings, now, self.transport):
+                    report.followups += len(plan.row_ids)
+            except Exception:  # one campaign's trouble must not stop the others
+                log.exception("campaign %s: tick failed; trying again next tick", loaded.id)
+        report.released = (
+            release_due(self.engine, self.transport, now, self.settings.batch_size) if self.transport else 0
+        )
+        return report
+
+    def _fire(self, loaded: LoadedCampaign, schedule: Schedule, now: datetime, report: TickReport) -> None:
+        current = spec(schedule)
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(schedules).where(schedules.c.campaign_id == loaded.id)).first()
+            if row is None or row.spec != current:
+                # A new or changed schedule counts from now: it does not back-fill times before it was seen.
+                values = {"spec": current, "watermark": now, "updated_at": now}
+                if row is None:
+                    conn.execute(insert_ignoring_duplicates(conn, schedules).values(campaign_id=loaded.id, **values))
+                else:
+                    conn.execute(schedules.update().where(schedules.c.campaign_id == loaded.id).values(**values))
+                return
+            watermark = row.watermark
+        decision = due(schedule, watermark, now, parse_duration(self.settings.schedule_grace))
+        for missed in decision.missed:
+            self._record_missed(loaded, missed)
+            report.missed.append((loaded.id, occurrence_label(missed)))
+        if decision.run is not None:
+            label = occurrence_label(decision.run)
+            plan_campaign(
+                self.engine, loaded, self.settings, label, dry_run=False, transport=self.transport,
+                scheduled_for=decision.run,
+            )  # fmt: skip
+            report.fired.append((loaded.id, label))
+            log.info("fired %s occurrence %s", loaded.id, label)
+        with self.engine.begin() as conn:
+            conn.execute(
+                schedules.update()
+                .where(schedules.c.campaign_id == loaded.id, schedules.c.watermark < decision.watermark)
+                .values(watermark=decision.watermark, updated_at=now)
+            )
+
+    def _record_missed(self, loaded: LoadedCampaign, scheduled: datetime) -> None:
+        label = occurrence_label(scheduled)
+        log.warning(
+            "%s occurrence %s was missed (the scheduler was not running then; more than %s ago): not sent",
+            loaded.id, label, self.settings.schedule_grace,
+        )  # fmt: skip
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert_ignoring_duplicates(conn, campaign_runs).values(
+                    campaign_id=loaded.id,
+                    occurrence=label,
+                    status="missed",
+                    source=loaded.source,
+                    source_path=str(loaded.path),
+                    started_at=utcnow(),
+                    scheduled_for=scheduled,
+                )
+            )
+
+
+def run_scheduler(settings: Settings, engine: Engine, transport: Transport, stop: threading.Event) -> int:
+    """Wait for the leader lock, then tick every `scheduler_interval` seconds under APScheduler until `stop`
+    is set or the lock is lost (exit status 1: a supervisor restarts us as a standby)."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from outreach.leader import leader_lock, wait_for_leadership
+
+    lock = leader_lock(engine)
+    if not wait_for_leadership(lock, settings.scheduler_lock_ttl / 2, stop):
+        return 0
+    global _core
+    _core = SchedulerCore(engine, settings, transport)
+    lost = threading.Event()
+
+    def guarded_tick() -> None:
+        if not lock.held():
+            log.error("lost the scheduler lock: stopping so that the other scheduler acts alone")
+            lost.set()
+            stop.set()
+            return
+        tick_job()
+
+    global _guarded
+    _guarded = guarded_tick
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        timezone="UTC",
+    )
+    scheduler.add_job(
+        "outreach.scheduler:guarded_tick_job",
+        "interval",
+        seconds=settings.scheduler_interval,
+        id="outreach-tick",
+        replace_existing=True,
+        next_run_time=datetime.now().astimezone(),
+    )
+    scheduler.start()
+    log.info("scheduler active: ticking every %gs over %s", settings.scheduler_interval, settings.campaigns_dir)
+    try:
+        stop.wait()
+    finally:
+        scheduler.shutdown(wait=True)
+        lock.release()
+    return 1 if lost.is_set() else 0
+
+
+# APScheduler keeps a reference to the job function in its job store: these module-level names are it.
+_core: SchedulerCore | None = None
+_guarded: object = None
+
+
+def tick_job() -> None:
+    assert _core is not None
+    report = _core.tick()
+    if report.fired or report.missed or report.followups or report.released:
+        log.info(
+            "tick: fired %s, missed %s, follow-up rows %d, deferred rows released %d",
+            report.fired, report.missed, report.followups, report.released,
+        )  # fmt: skip
+
+
+def guarded_tick_job() -> None:
+    assert callable(_guarded)
+    _guarded()
