@@ -1,0 +1,129 @@
+"""A weekly survey with a reminder three and a half days later, run for simulated weeks on the engine's own
+clock, with the scheduler restarted at random moments: every customer gets each message once, never inside
+quiet hours, reminders only to those who did not answer, and follow-ups after the right delay."""
+
+from __future__ import annotations
+
+import random
+import textwrap
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from outreach.db import shift_clock, utcnow
+from outreach.ledger import Status
+from outreach.responses import InboundMessage, file_inbound
+from outreach.scheduler import SchedulerCore
+from tests.pipeline import Pipeline
+from tests.smtp_server import SmtpServer
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+CUSTOMERS = """
+    id,name,phone,country,email,timezone,consent_sms,consent_email
+    w1,Ann,+14155550301,US,ann@example.com,America/New_York,yes,yes
+    w2,Ben,+14155550302,US,ben@example.com,America/Los_Angeles,yes,yes
+    w3,Cao,13800138301,CN,cao@example.cn,Asia/Shanghai,yes,yes
+    w4,Dee,13800138302,CN,dee@example.cn,,yes,yes
+    w5,Eve,+4915112345301,DE,eve@example.de,Europe/Berlin,yes,yes
+"""
+
+WEEKLY = """
+    id: weekly-pulse
+    name: Weekly pulse
+    purpose: service
+    schedule: {cron: "0 10 * * MON", timezone: Asia/Shanghai}
+    quiet_hours: {start: "21:00", end: "08:00"}
+    steps:
+      - id: ask
+        channel: sms
+        expects: {survey: nps}
+        content:
+          sms: "{{ name }}, how are we doing? Reply 0-10."
+      - id: remind
+        after: 3d11h
+        unless: replied
+        channel: email
+        content:
+          email: {subject: "{{ name }}, one question", text: "Reply with a score from 0 to 10."}
+"""
+
+
+@pytest.fixture
+def clock() -> Iterator[None]:
+    yield
+    shift_clock(timedelta(0))
+
+
+def quiet(moment: datetime, zone: str | None) -> bool:
+    local = moment.astimezone(ZoneInfo(zone) if zone else SHANGHAI).time()
+    return local.hour >= 21 or local.hour < 8
+
+
+def test_weeks_of_a_weekly_survey_with_restarts(
+    pipeline: Pipeline, smtp_server: SmtpServer, twilio_server: Any, clock: None
+) -> None:
+    p = pipeline
+    folder = p.folder / "campaigns"
+    folder.mkdir()
+    (folder / "weekly.yaml").write_text(textwrap.dedent(WEEKLY).lstrip(), encoding="utf-8")
+    p.settings = replace(p.settings, campaigns_dir=folder, schedule_grace="2h")
+    p.import_csv(CUSTOMERS)
+    zones = {"w1": "America/New_York", "w2": "America/Los_Angeles", "w3": "Asia/Shanghai", "w4": None}
+    zones["w5"] = "Europe/Berlin"
+    phones = {"w1": "+14155550301", "w3": "+8613800138301"}
+
+    start = datetime(2027, 1, 4, 8, 0, tzinfo=SHANGHAI).astimezone(UTC)  # a Monday, before the 10:00 firing
+    shift_clock(start - datetime.now(UTC))
+    rng = random.Random(20261129)
+    p.handle.start_worker(2)
+    core = SchedulerCore(p.engine, p.settings, p.handle.transport)
+    restarts = 0
+    answered: set[tuple[str, str]] = set()
+    end = start + timedelta(weeks=4)
+    while utcnow() < end:
+        if rng.random() < 0.1:  # the scheduler process is replaced: nothing of it survives but the database
+            core = SchedulerCore(p.engine, p.settings, p.handle.transport)
+            restarts += 1
+        core.tick()
+        p.deliver_queued()
+        # w1 and w3 answer the survey on the day it arrives
+        for row in p.rows(step_id="ask", status=Status.SENT):
+            key = (row["customer_id"], row["occurrence"])
+            if row["customer_id"] in phones and key not in answered:
+                message = InboundMessage("sms", f"SM{len(answered):032d}", phones[row["customer_id"]], "9")
+                file_inbound(p.engine, message, p.settings)
+                answered.add(key)
+        shift_clock(utcnow() + timedelta(minutes=rng.randint(20, 90)) - datetime.now(UTC))
+
+    assert restarts >= 3
+    rows = p.rows()
+    occurrences = sorted({r["occurrence"] for r in rows})
+    assert occurrences == ["2027-01-04T02:00Z", "2027-01-11T02:00Z", "2027-01-18T02:00Z", "2027-01-25T02:00Z"]
+    asks = Counter((r["customer_id"], r["occurrence"]) for r in rows if r["step_id"] == "ask")
+    assert set(asks.values()) == {1} and len(asks) == 5 * 4
+    assert all(r["status"] == Status.SENT for r in rows if r["step_id"] == "ask")
+    reminders = {(r["customer_id"], r["occurrence"]): r for r in rows if r["step_id"] == "remind"}
+    # the last week's reminders are not due yet when the simulation ends (Monday + 3d11h > 4 weeks)
+    for customer in ("w2", "w4", "w5"):
+        for occurrence in occurrences:
+            assert (customer, occurrence) in reminders, (customer, occurrence)
+    assert not any(customer in phones for customer, _ in reminders)
+
+    # what arrived: one SMS per customer per week, one reminder per non-answering customer per week
+    assert len(twilio_server.accepted()) == 5 * 4
+    emails = ["ann@example.com", "ben@example.com", "cao@example.cn", "dee@example.cn", "eve@example.de"]
+    assert sum(len(smtp_server.handler.to(address)) for address in emails) == len(reminders) == 3 * 4
+    ask_sent = {(r["customer_id"], r["occurrence"]): r["sent_at"] for r in rows if r["step_id"] == "ask"}
+    for key, reminder in reminders.items():
+        assert reminder["status"] == Status.SENT
+        assert reminder["sent_at"] >= ask_sent[key] + timedelta(days=3, hours=11)
+    for row in rows:
+        assert not quiet(row["sent_at"], zones[row["customer_id"]]), row
+    # reminders due in the middle of the night waited for the morning
+    assert any(r["not_before"] is not None for r in reminders.values())
