@@ -186,7 +186,8 @@ def _folded_lines(content: list[tuple[int, str]], indent: int) -> tuple[str, _Po
     previous: tuple[int, str] | None = None  # the last line with text
     empties: list[int] = []
     for line_no, text in content:
-        if not text.strip(" "):
+        # Only a line of nothing beyond the indentation is empty: one with more spaces is a (spaced) text line.
+        if text == "":
             empties.append(line_no)
             continue
         if previous is not None:
