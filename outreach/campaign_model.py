@@ -234,7 +234,8 @@ class Campaign(_Model):
     segment: str | None = None
     schedule: Schedule | None = None
     trigger: Trigger | None = None
-    quiet_hours: QuietHours | None = None
+    # `off`: a service campaign that must go at any hour (an OTP, a fraud alert) ignores configured quiet hours.
+    quiet_hours: QuietHours | Literal["off"] | None = None
     frequency_cap: FrequencyCap | None = None
     throttle: Annotated[str, Field(pattern=r"^\d+(\.\d+)?/(s|m|h)$")] | None = None
     on_unknown: Literal["hold", "resend"] | None = None
@@ -245,6 +246,8 @@ class Campaign(_Model):
     def _schedule_or_trigger(self) -> Campaign:
         if self.schedule is not None and self.trigger is not None:
             raise ValueError(SCHEDULE_OR_TRIGGER)
+        if self.quiet_hours == "off" and self.purpose == "marketing":
+            raise ValueError("marketing always keeps quiet hours: `quiet_hours: off` is for service campaigns")
         return self
 
     @property

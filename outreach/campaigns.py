@@ -196,6 +196,16 @@ class _Checker:
                 self.problems.append(
                     self.doc.problem((*loc, "after"), "the first step cannot wait `after` a previous one")
                 )
+            if step.unless == "clicked":
+                self.problems.append(
+                    self.doc.problem(
+                        (*loc, "unless"), "`unless: clicked` needs click tracking, which outreach does not do yet"
+                    )
+                )
+            elif step.unless is not None and step.after is None:
+                self.problems.append(
+                    self.doc.problem((*loc, "unless"), "`unless` needs `after`: it looks at the step before this one")
+                )
             if step.only_if is not None:
                 self._segment(step.only_if, (*loc, "only_if"))
             if step.expects is not None:

@@ -138,7 +138,9 @@ def sending_hours(campaign: Campaign, settings: Settings) -> SendingHours:
     """The quiet window and holidays a campaign's messages keep: the campaign's own quiet hours, else the
     configured default; holidays for marketing only."""
     window = None
-    if campaign.quiet_hours is not None:
+    if campaign.quiet_hours == "off":
+        window = None
+    elif campaign.quiet_hours is not None:
         window = QuietWindow.parse(campaign.quiet_hours.start, campaign.quiet_hours.end)
     elif settings.quiet_hours:
         start, _, end = settings.quiet_hours.partition("-")

@@ -955,3 +955,24 @@ def test_an_answer_attribute_must_keep_the_type_customers_have(tmp_path: Path, s
         )
     ]
     assert load_campaign(path, settings, {"segment": "number"}).campaign.steps[0].expects is not None
+
+
+def test_unless_needs_after_and_clicked_is_not_tracked_yet(tmp_path: Path, settings: Settings) -> None:
+    steps = (
+        '  - id: a\n    channel: sms\n    content: {sms: "x"}\n'
+        '  - id: b\n    channel: sms\n    unless: clicked\n    after: 1d\n    content: {sms: "y"}\n'
+        '  - id: c\n    channel: sms\n    unless: replied\n    content: {sms: "z"}\n'
+    )
+    path = write(tmp_path, minimal(steps))
+    assert problems(path, settings) == [
+        (10, 13, "`unless: clicked` needs click tracking, which outreach does not do yet"),
+        (15, 13, "`unless` needs `after`: it looks at the step before this one"),
+    ]
+
+
+def test_quiet_hours_off_is_for_service_campaigns_only(tmp_path: Path, settings: Settings) -> None:
+    service = write(tmp_path, minimal(quiet_hours="off"), "service.yaml")
+    assert load_campaign(service, settings, None).campaign.quiet_hours == "off"
+    marketing = write(tmp_path, minimal(quiet_hours="off", purpose="marketing"), "marketing.yaml")
+    [(_, _, message)] = problems(marketing, settings)
+    assert "marketing always keeps quiet hours" in message

@@ -195,3 +195,17 @@ def test_configured_default_quiet_hours_and_holidays_apply(pipeline: Pipeline, t
     assert delayed == [p.row("h1")["id"]]
     assert p.row("h1")["not_before"] == datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC)
     assert p.row("h2")["status"] == Status.SENT
+
+
+def test_the_configured_default_and_a_service_campaigns_opt_out() -> None:
+    from outreach.campaign_model import Campaign
+    from outreach.config import Settings
+    from outreach.quiet_hours import sending_hours
+
+    settings = Settings(quiet_hours="21:00-08:00", default_timezone="Asia/Shanghai")
+    step = {"id": "a", "channel": "sms", "content": {"sms": "x"}}
+    otp = Campaign(id="otp", name="OTP", purpose="service", quiet_hours="off", steps=[step])  # type: ignore[arg-type]
+    notice = Campaign(id="notice", name="Notice", purpose="service", steps=[step])  # type: ignore[arg-type]
+    night = datetime(2026, 3, 10, 23, 0, tzinfo=SHANGHAI).astimezone(UTC)
+    assert sending_hours(otp, settings).not_before(night, None, "CN") is None
+    assert sending_hours(notice, settings).not_before(night, None, "CN") == datetime(2026, 3, 11, 8, 0, tzinfo=SHANGHAI)
