@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dramatiq
 from sqlalchemy.engine import Engine
@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from outreach.config import Settings
 from outreach.delivery import deliver_batch
 from outreach.queueing import Transport
+from outreach.throttle import Throttles
 
 DELIVER_BATCH = "deliver_batch"
 
@@ -19,6 +20,8 @@ class WorkerContext:
     settings: Settings
     engine: Engine
     transport: Transport
+    # Campaign throttles and provider rates, on the limiter all workers share (made from `settings` if None).
+    throttles: Throttles | None = None
 
 
 _context: WorkerContext | None = None
@@ -26,13 +29,16 @@ _context: WorkerContext | None = None
 
 def _deliver_batch(ids: list[int]) -> None:
     assert _context is not None, "workers.broker.setup() must run before actors do"
-    deliver_batch(_context.engine, _context.settings, _context.transport, ids)
+    deliver_batch(_context.engine, _context.settings, _context.transport, ids, _context.throttles)
 
 
 def declare_actors(broker: dramatiq.Broker, context: WorkerContext) -> None:
-    """Bind the actors to `broker`; they work with `context`'s store and settings."""
+    """Bind the actors to `broker`; they work with `context`'s store and settings.
+
+    Raises InputError when a configured provider rate is not a rate.
+    """
     global _context
-    _context = context
+    _context = context if context.throttles is not None else replace(context, throttles=Throttles(context.settings))
     dramatiq.Actor(
         _deliver_batch,
         broker=broker,
