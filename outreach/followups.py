@@ -18,7 +18,7 @@ from outreach.campaigns import LoadedCampaign
 from outreach.config import Settings
 from outreach.db import campaign_runs, consents, customers, deliveries
 from outreach.errors import InputError
-from outreach.fields import AttributeType
+from outreach.fields import ADDRESS_FIELDS, AttributeType
 from outreach.planner import CampaignPlan, plan_campaign
 from outreach.profiles import attribute_catalog
 from outreach.queueing import Transport
@@ -82,17 +82,8 @@ def plan_due_followups(
     followups = [i for i, step in enumerate(steps) if i > 0 and step.delay is not None]
     if not followups:
         return []
-    horizon = sum((s.delay for s in steps if s.delay), timedelta()) + HORIZON_MARGIN
+    occurrences = _recent_occurrences(engine, loaded, now)
     with engine.connect() as conn:
-        occurrences = list(
-            conn.execute(
-                sa.select(campaign_runs.c.occurrence).where(
-                    campaign_runs.c.campaign_id == loaded.id,
-                    campaign_runs.c.status == "planned",
-                    campaign_runs.c.started_at >= now - horizon,
-                )
-            ).scalars()
-        )
         catalog = attribute_catalog(conn)
     plans = []
     for occurrence in occurrences:
@@ -126,3 +117,62 @@ def _only_if(
         return compile_segment(step.only_if, catalog, dialect, today)
     except SegmentError as exc:
         raise InputError.single(str(loaded.path), f"step {step.id} only_if: {exc.message}") from None
+
+
+def plan_send_time_fallbacks(
+    engine: Engine,
+    loaded: LoadedCampaign,
+    settings: Settings,
+    now: datetime,
+    transport: Transport | None,
+) -> list[CampaignPlan]:
+    """A step's message that failed for good because the address is unusable (an invalid number, a hard
+    bounce: the profile's address is now flagged) goes again on the step's fallback channel, once."""
+    steps = [s for s in loaded.campaign.steps if s.fallback is not None]
+    if not steps:
+        return []
+    occurrences = _recent_occurrences(engine, loaded, now)
+    plans = []
+    for step in steps:
+        assert step.fallback is not None
+        invalid_flag = ADDRESS_FIELDS.get(step.channel, (None, None))[1]
+        if invalid_flag is None:
+            continue
+        as_fallback = step.model_copy(update={"channel": step.fallback, "fallback": None})
+        for occurrence in occurrences:
+
+            def audience(
+                _: Step, occurrence: str = occurrence, step: Step = step, flag: str = invalid_flag
+            ) -> sa.ColumnElement[bool]:
+                failed = sa.exists().where(
+                    deliveries.c.campaign_id == loaded.id,
+                    deliveries.c.occurrence == occurrence,
+                    deliveries.c.step_id == step.id,
+                    deliveries.c.customer_id == customers.c.id,
+                    deliveries.c.channel == step.channel,
+                    deliveries.c.status == "failed",
+                )
+                return sa.and_(failed, customers.c[flag].is_not(None))
+
+            plans.append(
+                plan_campaign(
+                    engine, loaded, settings, occurrence, dry_run=False, transport=transport, steps=[as_fallback],
+                    audience=audience,
+                )
+            )  # fmt: skip
+    return plans
+
+
+def _recent_occurrences(engine: Engine, loaded: LoadedCampaign, now: datetime) -> list[str]:
+    steps = loaded.campaign.steps
+    horizon = sum((s.delay for s in steps if s.delay), timedelta()) + HORIZON_MARGIN
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(campaign_runs.c.occurrence).where(
+                    campaign_runs.c.campaign_id == loaded.id,
+                    campaign_runs.c.status == "planned",
+                    campaign_runs.c.started_at >= now - horizon,
+                )
+            ).scalars()
+        )

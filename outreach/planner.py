@@ -230,13 +230,14 @@ class _StepPlanner:
         self.dry_run = dry_run
         self.report = StepPlan(step.id)
         d = deliveries.c
+        self.channels = [step.channel] + ([step.fallback] if step.fallback else [])
         self.already = sa.exists().where(
             d.campaign_id == self.campaign.id,
             d.occurrence == occurrence,
             d.step_id == step.id,
             d.customer_id == customers.c.id,
+            d.channel.in_(self.channels),
         )
-        self.channels = [step.channel] + ([step.fallback] if step.fallback else [])
         self.cap: Cap | None = None
         self.hours: SendingHours | None = None
         self.expects = (

@@ -25,7 +25,7 @@ from outreach.db import campaign_runs, insert_ignoring_duplicates, schedules, ut
 from outreach.deferred import release_due
 from outreach.durations import parse_duration
 from outreach.errors import InputError
-from outreach.followups import plan_due_followups
+from outreach.followups import plan_due_followups, plan_send_time_fallbacks
 from outreach.occurrences import due, occurrence_label, spec
 from outreach.planner import plan_campaign
 from outreach.profiles import attribute_catalog
@@ -39,6 +39,7 @@ class TickReport:
     fired: list[tuple[str, str]] = field(default_factory=list)  # (campaign, occurrence)
     missed: list[tuple[str, str]] = field(default_factory=list)
     followups: int = 0  # rows planned
+    fallbacks: int = 0  # rows planned on a fallback channel after the primary failed for good
     released: int = 0
 
 
@@ -102,6 +103,8 @@ class SchedulerCore:
                     self._fire(loaded, loaded.campaign.schedule, now, report)
                 for plan in plan_due_followups(self.engine, loaded, self.settings, now, self.transport):
                     report.followups += len(plan.row_ids)
+                for plan in plan_send_time_fallbacks(self.engine, loaded, self.settings, now, self.transport):
+                    report.fallbacks += len(plan.row_ids)
             except Exception:  # one campaign's trouble must not stop the others
                 log.exception("campaign %s: tick failed; trying again next tick", loaded.id)
         report.released = (
@@ -217,10 +220,10 @@ _guarded: object = None
 def tick_job() -> None:
     assert _core is not None
     report = _core.tick()
-    if report.fired or report.missed or report.followups or report.released:
+    if report.fired or report.missed or report.followups or report.fallbacks or report.released:
         log.info(
-            "tick: fired %s, missed %s, follow-up rows %d, deferred rows released %d",
-            report.fired, report.missed, report.followups, report.released,
+            "tick: fired %s, missed %s, follow-up rows %d, fallback rows %d, deferred rows released %d",
+            report.fired, report.missed, report.followups, report.fallbacks, report.released,
         )  # fmt: skip
 
 
