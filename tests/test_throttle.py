@@ -22,7 +22,8 @@ import pytest
 from outreach.config import Settings, load_settings
 from outreach.db import open_store
 from outreach.errors import InputError
-from outreach.throttle import Limit, Rate, RedisLimiter, Throttles, due_times
+from outreach.ledger import open_count
+from outreach.throttle import Limit, Limiter, LocalLimiter, Rate, RedisLimiter, Throttles, due_times
 from tests.pipeline import Pipeline
 from tests.smtp_server import SmtpServer
 from tests.test_workers_redis import OUTREACH, environment, stop, wait_until_done
@@ -109,26 +110,66 @@ def test_stricter_limit_sets_each_rows_moment() -> None:
 # --- the limiter alone, on Redis ------------------------------------------------------------------------
 
 
-def _take_permits(redis_url: str, namespace: str, permits: int, begin_at: float) -> list[float]:
+@pytest.fixture(params=["redis", "in-process"])
+def limiter(request: pytest.FixtureRequest) -> Limiter:
+    if request.param == "in-process":
+        return LocalLimiter()
+    import redis
+
+    url = request.getfixturevalue("redis_url")
+    return RedisLimiter(redis.Redis.from_url(url), request.getfixturevalue("broker_namespace"))
+
+
+def test_tickets_keep_a_place_in_line_and_unused_permits_go_back(limiter: Limiter) -> None:
+    limit = Limit(f"campaign:{uuid.uuid4().hex[:8]}", Rate.parse("10/s"))
+    first = limiter.reserve(limit, 50, "batch")
+    assert first.start == pytest.approx(first.now, abs=0.01)  # an idle limiter: at once
+    # The batch sends 20 now and puts 30 back, keeping their permits under a ticket for those rows.
+    limiter.hold(limit, "rest", first.start + 2.0, 30)
+    newcomer = limiter.reserve(limit, 10, "newcomer")
+    assert newcomer.start == pytest.approx(first.start + 5.0, abs=0.001)  # behind all 50
+    back = limiter.reserve(limit, 30, "rest")
+    assert back.start == pytest.approx(first.start + 2.0, abs=0.001)  # its place, not the end of the line
+    assert limiter.reserve(limit, 1, "rest").start == pytest.approx(first.start + 6.0, abs=0.001)  # used once
+    # Only 4 of a ticket's 10 rows are still to be sent: the other 6 permits go back to the line.
+    limiter.hold(limit, "some-sent", first.start + 6.1, 10)
+    limiter.reserve(limit, 10, "filler")  # the permits that ticket stands for
+    assert limiter.reserve(limit, 4, "some-sent").start == pytest.approx(first.start + 6.1, abs=0.001)
+    assert limiter.reserve(limit, 1, "next").start == pytest.approx(first.start + 6.5, abs=0.001)
+    limiter.refund(limit, 1)
+    assert limiter.reserve(limit, 1, "again").start == pytest.approx(first.start + 6.5, abs=0.001)
+    # A ticket whose moment passed long ago (its message came back far too late) is not honoured.
+    limiter.hold(limit, "late", first.now - 5.0, 3)
+    assert limiter.reserve(limit, 3, "late").start == pytest.approx(first.start + 6.6, abs=0.001)
+
+
+def _take_permits(redis_url: str, namespace: str, permits: int, ready: Any, out: Any) -> None:
     """In a separate process: take permits in chunks of 5 as fast as the shared limiter lets us."""
     import redis
 
     limiter = RedisLimiter(redis.Redis.from_url(redis_url), namespace)
     limit = Limit("campaign:shared", Rate.parse("50/s"))
-    time.sleep(max(0.0, begin_at - time.time()))
+    ready.wait(60)  # both processes start together
     times: list[float] = []
     while len(times) < permits:
         grant = limiter.reserve(limit, 5, uuid.uuid4().hex)
         for due in due_times([(limit, grant, time.monotonic())], 5):
             time.sleep(max(0.0, due - time.monotonic()))
             times.append(time.time())
-    return times
+    out.put(times)
 
 
 def test_two_processes_share_one_rate_through_redis(redis_url: str, broker_namespace: str) -> None:
-    begin_at = time.time() + 3  # both processes are up by then
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        runs = pool.starmap(_take_permits, [(redis_url, broker_namespace, 150, begin_at)] * 2)
+    context = multiprocessing.get_context("spawn")
+    ready, out = context.Barrier(2), context.Queue()
+    processes = [
+        context.Process(target=_take_permits, args=(redis_url, broker_namespace, 150, ready, out)) for _ in range(2)
+    ]
+    for process in processes:
+        process.start()
+    runs = [out.get(timeout=90) for _ in processes]
+    for process in processes:
+        process.join(30)
     together = sorted(t for run in runs for t in run)
     span = together[-1] - together[0]
     # 300 permits at 50/s, the first 50 at once: 5 s. Alone, each process would have taken 2 s.
@@ -226,15 +267,31 @@ def test_provider_rate_from_settings_paces_in_process(
     assert {r["status"] for r in p.rows()} == {"sent"}
 
 
+@pytest.mark.parametrize("broker", ["stub", "redis"])
 def test_a_long_batch_is_sent_in_turns_without_stalls(
-    stub_pipeline: Callable[..., Pipeline], smtp_server: SmtpServer
+    broker: str, stub_pipeline: Callable[..., Pipeline], smtp_server: SmtpServer, request: pytest.FixtureRequest
 ) -> None:
     # One batch of 60 rows at 10/s takes 5 s, but a batch takes on only 2 s at a time: the rest goes back to
-    # the queue with its permits kept, and comes back in time to go on at the same pace.
-    p = stub_pipeline(batch_size=60, throttle_horizon=2.0)
+    # the queue with its permits kept, and comes back in time to go on at the same pace. (With Redis: the
+    # limiter and the delayed messages on Redis, worker threads in this process.)
+    options: dict[str, Any] = {}
+    if broker == "redis":
+        options = {"broker_url": request.getfixturevalue("redis_url")}
+        options["broker_namespace"] = request.getfixturevalue("broker_namespace")
+    p = stub_pipeline(batch_size=60, throttle_horizon=2.0, **options)
     arrived = arrival_times(smtp_server)
     p.import_csv(customers(60))
-    p.run(p.campaign(campaign("10/s")))
+    if broker == "stub":
+        p.run(p.campaign(campaign("10/s")))
+    else:
+        p.run(p.campaign(campaign("10/s")), deliver=False)
+        p.handle.start_worker(2)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with p.engine.connect() as conn:
+                if open_count(conn, "paced") == 0:
+                    break
+            time.sleep(0.1)
     assert sorted(m.rcpt_tos[0] for m in smtp_server.handler.received) == [f"t{i:04d}@example.com" for i in range(60)]
     span = max(arrived) - min(arrived)
     assert 4.5 <= span <= 7.5  # 10 at once, then 50 at 10/s: 5 s
