@@ -9,13 +9,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach.db import campaign_runs, deliveries, events
+from outreach.db import campaign_runs, deliveries, events, utcnow
 from outreach.ledger import Status
 from outreach.variant_report import variant_results
 
 FUNNEL = (
     "targeted",
     "suppressed",
+    "deferred",
     "queued",
     "sending",
     "sent",
@@ -45,6 +46,8 @@ def campaign_report(conn: Connection, campaign_id: str, occurrence: str | None =
             sa.func.count().label("n"),
             sa.func.count(d.replied_at).label("replied"),
             sa.func.count(d.opted_out_at).label("opted_out"),
+            # queued rows waiting for quiet hours or a holiday to end
+            sa.func.count(sa.case((d.not_before > utcnow(), 1))).label("deferred"),
         )
         .where(*where)
         .group_by(d.step_id, d.channel, d.status, d.reason, d.error_code)
@@ -60,11 +63,14 @@ def campaign_report(conn: Connection, campaign_id: str, occurrence: str | None =
     reasons: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     steps: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    for step_id, channel, status, reason, error_code, n, replied, opted_out in rows:
+    for step_id, channel, status, reason, error_code, n, replied, opted_out, deferred in rows:
         bucket = "queued" if status in (Status.PLANNED, Status.QUEUED) else status
+        if bucket != "queued":
+            deferred = 0
         for counter in (totals, steps[(step_id, channel)]):
             counter["targeted"] += n
-            counter[bucket] += n
+            counter[bucket] += n - deferred
+            counter["deferred"] += deferred
             counter["replied"] += replied
             counter["opted_out"] += opted_out
             if status in (Status.DELIVERED, Status.UNDELIVERED):

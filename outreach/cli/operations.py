@@ -138,6 +138,12 @@ def demo() -> None:
     reports = run_demo(settings(), console)
     for data in reports:
         print_report(data)
+    funnels = [report["funnel"] for report in reports]
+    if any(isinstance(funnel, dict) and funnel.get("deferred") for funnel in funnels):
+        console.print(
+            "\ndeferred: messages planned inside the campaign's quiet hours (21:00-08:00 in each customer's own "
+            "time zone) wait for the morning; `outreach scheduler` sends them then."
+        )
     outbox = DEMO_DIR / "outbox"
     console.print(f"\nmessages written to {outbox}/ (one file each); the store is {DEMO_DIR / 'outreach.db'}")
     console.print(
