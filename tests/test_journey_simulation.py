@@ -1,6 +1,7 @@
 """A weekly survey with a reminder three and a half days later, run for simulated weeks on the engine's own
 clock, with the scheduler restarted at random moments: every customer gets each message once, never inside
-quiet hours, reminders only to those who did not answer, and follow-ups after the right delay."""
+quiet hours or on a holiday, never over the cap, reminders only to those who did not answer and after the
+right delay, each customer in one A/B variant."""
 
 from __future__ import annotations
 
@@ -36,15 +37,22 @@ CUSTOMERS = """
 WEEKLY = """
     id: weekly-pulse
     name: Weekly pulse
-    purpose: service
+    purpose: marketing
     schedule: {cron: "0 10 * * MON", timezone: Asia/Shanghai}
     quiet_hours: {start: "21:00", end: "08:00"}
+    frequency_cap: {max: 3, per: 7d}
+    throttle: 5/s
     steps:
       - id: ask
         channel: sms
         expects: {survey: nps}
-        content:
-          sms: "{{ name }}, how are we doing? Reply 0-10."
+        variants:
+          - id: plain
+            content:
+              sms: "{{ name }}, how are we doing? Reply 0-10."
+          - id: warm
+            content:
+              sms: "Dear {{ name }}, we would love your view: reply 0-10."
       - id: remind
         after: 3d11h
         unless: replied
@@ -72,7 +80,9 @@ def test_weeks_of_a_weekly_survey_with_restarts(
     folder = p.folder / "campaigns"
     folder.mkdir()
     (folder / "weekly.yaml").write_text(textwrap.dedent(WEEKLY).lstrip(), encoding="utf-8")
-    p.settings = replace(p.settings, campaigns_dir=folder, schedule_grace="2h")
+    holidays = p.folder / "holidays.yaml"
+    holidays.write_text("CN:\n  - 2027-01-11\n", encoding="utf-8")  # the second Monday, in China only
+    p.settings = replace(p.settings, campaigns_dir=folder, schedule_grace="2h", holidays_file=holidays)
     p.import_csv(CUSTOMERS)
     zones = {"w1": "America/New_York", "w2": "America/Los_Angeles", "w3": "Asia/Shanghai", "w4": None}
     zones["w5"] = "Europe/Berlin"
@@ -127,3 +137,23 @@ def test_weeks_of_a_weekly_survey_with_restarts(
         assert not quiet(row["sent_at"], zones[row["customer_id"]]), row
     # reminders due in the middle of the night waited for the morning
     assert any(r["not_before"] is not None for r in reminders.values())
+    # nothing to China on its holiday: the second week's question waited for Tuesday morning there
+    countries = {"w1": "US", "w2": "US", "w3": "CN", "w4": "CN", "w5": "DE"}
+    for row in rows:
+        day = row["sent_at"].astimezone(ZoneInfo(zones[row["customer_id"]] or "Asia/Shanghai")).date()
+        assert not (countries[row["customer_id"]] == "CN" and day.isoformat() == "2027-01-11"), row
+    held = p.row("w3", step_id="ask", occurrence="2027-01-11T02:00Z")
+    assert held["sent_at"].astimezone(SHANGHAI).replace(tzinfo=None) >= datetime(2027, 1, 12, 8, 0)
+    # never over the cap: at most 3 marketing messages in any 7 days
+    for customer in zones:
+        times = sorted(r["sent_at"] for r in rows if r["customer_id"] == customer)
+        for i, first in enumerate(times):
+            assert sum(1 for t in times[i:] if t < first + timedelta(days=7)) <= 3
+    # each customer kept one variant, and the report compares them
+    variants = {(r["customer_id"], r["variant"]) for r in rows if r["step_id"] == "ask"}
+    assert len(variants) == 5
+    with p.engine.connect() as conn:
+        from outreach.reports import campaign_report
+
+        report = campaign_report(conn, "weekly-pulse")
+    assert report is not None and report["variants"]
