@@ -17,8 +17,7 @@ from outreach.yamlsource import YamlDocument
 def pydantic_problems(doc: YamlDocument, exc: ValidationError) -> list[Problem]:
     """Each validation error at its place in the file, in words a marketer understands."""
     problems = []
-    for error in exc.errors(include_url=False):
-        loc: list[str | int] = [p for p in error["loc"] if isinstance(p, str | int)]
+    for error, loc in _without_union_tags(exc.errors(include_url=False)):
         kind = error["type"]
         if kind == "extra_forbidden" and loc:
             problems.append(doc.problem(loc, _unknown_key_message(loc), at_key=True))
@@ -37,6 +36,29 @@ def pydantic_problems(doc: YamlDocument, exc: ValidationError) -> list[Problem]:
             else:
                 problems.append(doc.problem(loc, message))
     return problems
+
+
+def _is_union_tag(part: str | int) -> bool:
+    """Pydantic names the member of a union it tried (`QuietHours`, `literal['off']`); file keys are lower case."""
+    return isinstance(part, str) and (part.startswith("literal[") or part[:1].isupper())
+
+
+def _without_union_tags(errors: list[ErrorDetails]) -> list[tuple[ErrorDetails, list[str | int]]]:
+    """Each error with its location in the file. A value that fits no member of a union (`quiet_hours:` a
+    mapping or `off`) is explained by the structured member alone: the keyword alternative is left out."""
+    located = [(e, [p for p in e["loc"] if isinstance(p, str | int)]) for e in errors]
+    structured = {
+        tuple(loc[: next(i for i, p in enumerate(e["loc"]) if _is_union_tag(p))])
+        for e, loc in located
+        if any(_is_union_tag(p) and not str(p).startswith("literal[") for p in e["loc"])
+    }
+    out = []
+    for error, loc in located:
+        tags = [i for i, p in enumerate(error["loc"]) if _is_union_tag(p)]
+        if tags and str(error["loc"][tags[0]]).startswith("literal[") and tuple(error["loc"][: tags[0]]) in structured:
+            continue
+        out.append((error, [p for p in loc if not _is_union_tag(p)]))
+    return out
 
 
 def _unknown_key_message(loc: Sequence[str | int]) -> str:
