@@ -216,6 +216,23 @@ campaign_runs = sa.Table(
     sa.Column("scheduled_for", UTCDateTime),
 )
 
+# Every operator action (replay, pause, resume, cancel, a consent changed by hand): who, when, with which
+# filter and reason, and how many rows it touched.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(120), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("target", sa.String(200)),  # a campaign id, a customer id, ...
+    sa.Column("filter", Json),
+    sa.Column("reason", sa.Text),
+    sa.Column("rows", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("detail", Json),
+    sa.Index("ix_audit_at", "at"),
+)
+
 # The scheduler's place in each scheduled campaign: every scheduled time up to `watermark` has been dealt
 # with (planned, or recorded as missed). `spec` is the schedule it was computed for: a changed schedule
 # starts again from the moment it is first seen.
@@ -261,7 +278,7 @@ def _v2_responses_and_journeys(conn: Connection) -> None:
     _add_columns(conn, campaign_runs, ["scheduled_for"])
     ix_customers_phone.create(conn, checkfirst=True)
     ix_customers_email.create(conn, checkfirst=True)
-    for table in (inbound_messages, bounces, campaigns, schedules):
+    for table in (inbound_messages, bounces, campaigns, schedules, audit_log):
         table.create(conn, checkfirst=True)
 
 
