@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from outreach.caps import send_time_caps
 from outreach.channels.base import Outcome, SendResult
 from outreach.config import Settings
-from outreach.db import customers, deliveries, utcnow
+from outreach.db import campaigns, customers, deliveries, utcnow
 from outreach.fields import ADDRESS_FIELDS
 from outreach.profiles import add_events, consent_block_reason, consent_map, event_row, set_consent
 
@@ -76,6 +76,8 @@ def claim(engine: Engine, ids: Sequence[int]) -> list[dict[str, Any]]:
                 deliveries.c.id.in_(list(ids)),
                 deliveries.c.status == Status.QUEUED,
                 sa.or_(deliveries.c.not_before.is_(None), deliveries.c.not_before <= now),
+                # a paused or cancelled campaign's rows stay where they are
+                deliveries.c.campaign_id.not_in(sa.select(campaigns.c.id).where(campaigns.c.state != "active")),
             )
             .values(
                 status=Status.SENDING,

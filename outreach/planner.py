@@ -160,6 +160,11 @@ def _start_run(
     engine: Engine, loaded: LoadedCampaign, occurrence: str, cap: Cap | None, scheduled_for: datetime | None
 ) -> None:
     with engine.begin() as conn:
+        state = conn.execute(sa.select(campaigns.c.state).where(campaigns.c.id == loaded.id)).scalar()
+        if state == "cancelled":
+            raise InputError.single(
+                str(loaded.path), f"campaign {loaded.id} is cancelled: `outreach campaigns resume {loaded.id}` first"
+            )
         record_campaign(conn, loaded, cap)
         conn.execute(
             insert_ignoring_duplicates(conn, campaign_runs).values(

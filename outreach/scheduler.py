@@ -18,6 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from outreach.campaign_control import inactive_campaigns
 from outreach.campaign_model import Schedule
 from outreach.campaigns import LoadedCampaign, find_campaign_files, load_campaign
 from outreach.config import Settings
@@ -96,8 +97,11 @@ class SchedulerCore:
         now = now or utcnow()
         report = TickReport()
         self.reload()
+        cancelled = inactive_campaigns(self.engine)
         for watched in list(self.campaigns.values()):
             loaded = watched.loaded
+            if loaded.id in cancelled:
+                continue
             try:
                 if loaded.campaign.schedule is not None:
                     self._fire(loaded, loaded.campaign.schedule, now, report)
