@@ -97,12 +97,19 @@ class Settings:
     frequency_cap_max: int = 0
     frequency_cap_per: str = "7d"
 
+    # `failures replay` of more rows than this needs a --reason (kept in the audit log).
+    replay_reason_threshold: int = 100
+
     # The scheduler: how often it looks for due occurrences and follow-ups (seconds), how late a missed
     # occurrence may still run after downtime, and how long a standby waits before taking over a lock
     # whose holder stopped renewing it (seconds).
     scheduler_interval: float = 15.0
     schedule_grace: str = "1h"
     scheduler_lock_ttl: float = 10.0
+    # The sweep (`outreach sweep`, and the scheduler once a minute): rows queued but not taken by a worker for
+    # this long are enqueued again (the broker lost them), rows left `sending` this long become `unknown`
+    # (their worker died mid-call). Longer than a batch can legitimately take: the actors' 10-minute limit.
+    sweep_after: str = "15m"
 
     # Quiet hours ("21:00-08:00", in each customer's time zone) for every campaign that sets none of its own
     # ("" = none); a service campaign may opt out with `quiet_hours: off`. Customers without a time zone use
