@@ -31,7 +31,8 @@ FUNNEL = (
 
 
 def campaign_report(conn: Connection, campaign_id: str, occurrence: str | None = None) -> dict[str, Any] | None:
-    """Counts by status, suppression reason and error code; None when the campaign never ran."""
+    """Counts by status, suppression reason and error code, for the campaign and for each step and channel
+    (`by_step`, each with its own top `errors_by_code`); None when the campaign never ran."""
     d = deliveries.c
     where = [d.campaign_id == campaign_id]
     if occurrence is not None:
@@ -63,6 +64,7 @@ def campaign_report(conn: Connection, campaign_id: str, occurrence: str | None =
     reasons: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     steps: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    step_errors: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for step_id, channel, status, reason, error_code, n, replied, opted_out, deferred in rows:
         bucket = "queued" if status in (Status.PLANNED, Status.QUEUED) else status
         if bucket != "queued":
@@ -79,6 +81,7 @@ def campaign_report(conn: Connection, campaign_id: str, occurrence: str | None =
             reasons[reason] += n
         if error_code and status in (Status.FAILED, Status.DEAD, Status.UNDELIVERED):
             errors[error_code] += n
+            step_errors[(step_id, channel)][error_code] += n
     return {
         "campaign": campaign_id,
         "occurrence": occurrence,
@@ -89,7 +92,12 @@ def campaign_report(conn: Connection, campaign_id: str, occurrence: str | None =
         "surveys": survey_results(conn, campaign_id, occurrence),
         "variants": variant_results(conn, campaign_id, occurrence),
         "by_step": [
-            {"step": step, "channel": channel, **{k: c.get(k, 0) for k in FUNNEL}}
+            {
+                "step": step,
+                "channel": channel,
+                **{k: c.get(k, 0) for k in FUNNEL},
+                "errors_by_code": dict(step_errors[(step, channel)].most_common(10)),
+            }
             for (step, channel), c in sorted(steps.items())
         ],
     }

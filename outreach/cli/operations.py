@@ -71,9 +71,12 @@ def print_report(data: dict[str, Any]) -> None:
     for key in shown:
         summary.add_row(key, str(funnel[key]))
     console.print(summary)
-    table = Table("step", "channel", *shown, title="by step and channel", title_justify="left")
+    with_errors = any(row.get("errors_by_code") for row in data["by_step"])
+    columns = [*shown, "top errors"] if with_errors else shown
+    table = Table("step", "channel", *columns, title="by step and channel", title_justify="left")
     for row in data["by_step"]:
-        table.add_row(row["step"], row["channel"], *(str(row[k]) for k in shown))
+        errors = ", ".join(f"{code} {n}" for code, n in (row.get("errors_by_code") or {}).items())
+        table.add_row(row["step"], row["channel"], *(str(row[k]) for k in shown), *([errors] if with_errors else []))
     console.print(table)
     for survey in data.get("surveys", []):
         console.print(_survey_line(survey), highlight=False)
