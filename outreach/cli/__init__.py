@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from outreach.cli import campaigns, control, customers, failures, inbound, operations, serving
+from outreach.cli import campaigns, control, customers, deliveries, failures, inbound, operations, serving
 
 app = typer.Typer(
     help="Omnichannel outreach: campaigns in YAML, a delivery ledger, SMS and email through workers.",
@@ -15,6 +15,7 @@ app.add_typer(customers.app, name="customers")
 app.add_typer(campaigns.app, name="campaigns")
 app.add_typer(inbound.app, name="inbound")
 app.add_typer(failures.app, name="failures")
+app.add_typer(deliveries.app, name="deliveries")
 app.add_typer(control.audit_app, name="audit")
 campaigns.app.command("pause")(control.pause)
 campaigns.app.command("resume")(control.resume)
