@@ -31,6 +31,7 @@ from outreach.occurrences import due, occurrence_label, spec
 from outreach.planner import plan_campaign
 from outreach.profiles import attribute_catalog
 from outreach.queueing import Transport
+from outreach.sweep import SweepReport, scheduled_sweep
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class TickReport:
     followups: int = 0  # rows planned
     fallbacks: int = 0  # rows planned on a fallback channel after the primary failed for good
     released: int = 0
+    swept: SweepReport | None = None  # the sweep, on the ticks it ran (once a minute)
 
 
 @dataclass
@@ -57,6 +59,7 @@ class SchedulerCore:
         self.transport = transport
         self.campaigns: dict[Path, _Watched] = {}
         self.failed: dict[Path, tuple[float, int]] = {}
+        self.last_sweep: datetime | None = None
 
     # --- campaign files --------------------------------------------------------------------------------------
 
@@ -114,6 +117,9 @@ class SchedulerCore:
         report.released = (
             release_due(self.engine, self.transport, now, self.settings.batch_size) if self.transport else 0
         )
+        if self.transport is not None:
+            report.swept = scheduled_sweep(self.engine, self.transport, self.settings, now, self.last_sweep)
+            self.last_sweep = now if report.swept is not None else self.last_sweep
         return report
 
     def _fire(self, loaded: LoadedCampaign, schedule: Schedule, now: datetime, report: TickReport) -> None:

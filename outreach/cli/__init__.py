@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from outreach.cli import campaigns, control, customers, deliveries, failures, inbound, operations, serving
+from outreach.cli import campaigns, control, customers, deliveries, failures, inbound, operations, recovery, serving
 
 app = typer.Typer(
     help="Omnichannel outreach: campaigns in YAML, a delivery ledger, SMS and email through workers.",
@@ -26,6 +26,7 @@ app.command()(serving.serve)
 app.command()(serving.scheduler)
 app.command()(operations.report)
 app.command()(operations.demo)
+app.command()(recovery.sweep)
 
 
 def main() -> None:

@@ -1,0 +1,55 @@
+"""`outreach sweep`: recovery from a lost broker and from workers that died mid-send (see `outreach.sweep`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from outreach.cli.common import console, print_json, reports_errors, settings, store
+from outreach.durations import parse_duration
+from outreach.errors import InputError
+
+
+@reports_errors
+def sweep(
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            metavar="DURATION",
+            help="Only rows that have sat still this long (like 90s, 15m, 1h); default: the sweep_after setting.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """Re-enqueue queued rows the workers never took; sending rows past the limit become unknown (then their
+    campaign's on_unknown: hold or resend); release deferred rows that are due."""
+    from outreach.sweep import sweep as do_sweep
+    from workers.broker import setup
+
+    cfg = settings()
+    text, where = (older_than, "--older-than") if older_than is not None else (cfg.sweep_after, "sweep_after")
+    try:
+        limit = parse_duration(text)
+    except ValueError as exc:
+        raise InputError.single(where, str(exc)) from None
+    engine = store(cfg)
+    handle = setup(cfg, engine)
+    if handle.in_process:
+        handle.start_worker()
+    try:
+        report = do_sweep(engine, handle.transport, cfg, limit)
+        if handle.in_process:
+            handle.drain()
+    finally:
+        handle.close()
+    if as_json:
+        print_json({"older_than": text, **report.as_dict()})
+        return
+    console.print(
+        f"sweep (rows still for more than {text}): {report.requeued} queued rows enqueued again, "
+        f"{report.released} deferred rows released, {report.unknown} sending rows now unknown "
+        f"({report.resent} sent again under on_unknown: resend, {report.held} held for replay)",
+        highlight=False,
+    )
