@@ -93,3 +93,51 @@ def test_replay_never_touches_sent_rows_and_can_rerender(pipeline: Pipeline, twi
         assert message["body"].startswith(f"{name}, version two.")
     assert p.row("r1")["status"] == Status.DELIVERED
     assert p.row("r2")["body"].startswith("Ben, version two.")  # the ledger shows what was sent
+
+
+def test_replay_through_the_cli_dry_run_confirmation_reason_and_audit(pipeline: Pipeline, twilio_server: Any) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    p = pipeline
+    p.import_csv(CUSTOMERS)
+    twilio_server.fail_next(1000, 20500)
+    p.run(p.campaign(NOTICE))
+    twilio_server.fail_next(0)
+    outreach = str(Path(sys.executable).with_name("outreach"))
+    env = {
+        **os.environ,
+        "OUTREACH_DATABASE_URL": p.settings.database_url,
+        "OUTREACH_CONFIG": "/nonexistent",
+        "TWILIO_ACCOUNT_SID": p.settings.twilio_account_sid or "",
+        "TWILIO_AUTH_TOKEN": p.settings.twilio_auth_token or "",
+        "OUTREACH_TWILIO_API_BASE": p.settings.twilio_api_base,
+        "OUTREACH_SMS_FROM": p.settings.sms_from or "",
+        "OUTREACH_REPLAY_REASON_THRESHOLD": "2",
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [outreach, "failures", "replay", "--campaign", "notice", *args],
+            env=env, capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    dry = run("--status", "dead", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["requeued"] == 3 and json.loads(dry.stdout)["dry_run"] is True
+    no_reason = run("--yes")
+    assert no_reason.returncode == 2 and no_reason.stderr.startswith("--reason: required to replay more than 2")
+    unconfirmed = run("--reason", "outage")  # no terminal to ask on
+    assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
+    assert twilio_server.accepted() == []
+    done = run("--reason", "outage", "--yes", "--by", "night-shift", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["requeued"] == 3
+    assert len(twilio_server.accepted()) == 3  # the in-process broker delivered before the command returned
+    again = run("--reason", "outage", "--yes", "--json")
+    assert json.loads(again.stdout)["requeued"] == 0 and len(twilio_server.accepted()) == 3
+    bad = run("--status", "sent")
+    assert bad.returncode == 2 and bad.stderr.startswith("--status:")

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from outreach.cli import campaigns, control, customers, deliveries, failures, inbound, operations, recovery, serving
+from outreach.cli import (
+    campaigns,
+    control,
+    customers,
+    deliveries,
+    failures,
+    inbound,
+    operations,
+    recovery,
+    replay_cmd,
+    serving,
+)
 
 app = typer.Typer(
     help="Omnichannel outreach: campaigns in YAML, a delivery ledger, SMS and email through workers.",
@@ -17,6 +28,7 @@ app.add_typer(inbound.app, name="inbound")
 app.add_typer(failures.app, name="failures")
 app.add_typer(deliveries.app, name="deliveries")
 app.add_typer(control.audit_app, name="audit")
+failures.app.command("replay")(replay_cmd.replay)
 campaigns.app.command("pause")(control.pause)
 campaigns.app.command("resume")(control.resume)
 campaigns.app.command("cancel")(control.cancel)
