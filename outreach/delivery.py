@@ -17,6 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -78,8 +79,9 @@ def deliver_batch(
         raise
     deferred = [row for rows, _ in pacing.later for row in rows]
     if deferred:
-        release(engine, deferred)  # before the ids are on the queue again, or a worker could find them taken
         for rows, delay_ms in pacing.later:
+            # before the ids are on the queue again, or a worker could find them taken
+            release(engine, rows, timedelta(milliseconds=delay_ms))
             transport.enqueue([row["id"] for row in rows], delay_ms)
     going = [row for group in pacing.now for _, row in group]
     providers = {channel: make_provider(channel, settings) for channel in {row["channel"] for row in going}}
@@ -128,8 +130,9 @@ def pace(engine: Engine, throttles: Throttles, rows: Sequence[dict[str, Any]], i
     return pacing
 
 
-def release(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
-    """Put claimed rows this batch will not send back to `queued`, as they were before the claim."""
+def release(engine: Engine, rows: Sequence[dict[str, Any]], wait: timedelta | None = None) -> None:
+    """Put claimed rows this batch will not send back to `queued`, as they were before the claim; `wait` is
+    how long they wait for their throttle slot (so the sweep does not take them for rows the broker lost)."""
     if not rows:
         return
     now = utcnow()
@@ -148,6 +151,7 @@ def release(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
                     claim_token=None,
                     claimed_at=None,
                     enqueued_at=now,
+                    next_attempt_at=now + wait if wait else d.next_attempt_at,
                     updated_at=now,
                 )
             )
