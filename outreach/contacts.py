@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+
+from outreach.fields import ADDRESS_FIELDS
 
 
 def check_core_fields(core: dict[str, str]) -> list[str]:
@@ -62,3 +65,22 @@ def normalize_phone(raw: str, region: str | None) -> tuple[str, str | None]:
         where = f" in {region}" if region and not raw.strip().startswith("+") else ""
         return raw, f"phone {raw!r} is not a valid number{where}"
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
+
+
+ADDRESS_COLUMNS = tuple(column for column, _ in ADDRESS_FIELDS.values())
+_OPENID = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
+
+
+def normalize_address(column: str, raw: str, region: str | None) -> tuple[str, str | None]:
+    """The stored form of an address column (`email`, `phone`, `whatsapp`, `wechat_openid`), or the raw text
+    and why it is unusable."""
+    if column == "email":
+        return normalize_email(raw)
+    if column in ("phone", "whatsapp"):
+        value, problem = normalize_phone(raw, region)
+        return value, problem.replace("phone", column, 1) if problem and column != "phone" else problem
+    if column == "wechat_openid":
+        if _OPENID.match(raw):
+            return raw, None
+        return raw, f"wechat_openid {raw!r} is not a WeChat OpenID"
+    raise ValueError(f"{column} is not an address column")

@@ -72,6 +72,10 @@ customers = sa.Table(
     sa.Column("email_invalid", sa.String(80)),
     sa.Column("phone", sa.String(40)),
     sa.Column("phone_invalid", sa.String(80)),
+    sa.Column("whatsapp", sa.String(40)),
+    sa.Column("whatsapp_invalid", sa.String(80)),
+    sa.Column("wechat_openid", sa.String(64)),
+    sa.Column("wechat_invalid", sa.String(80)),
     sa.Column("country", sa.String(2)),
     sa.Column("locale", sa.String(16)),
     sa.Column("timezone", sa.String(64)),
@@ -82,6 +86,8 @@ customers = sa.Table(
 # Inbound messages are matched to customers by phone and by email (case-insensitively).
 ix_customers_phone = sa.Index("ix_customers_phone", customers.c.phone)
 ix_customers_email = sa.Index("ix_customers_email_lower", sa.func.lower(customers.c.email))
+ix_customers_whatsapp = sa.Index("ix_customers_whatsapp", customers.c.whatsapp)
+ix_customers_wechat = sa.Index("ix_customers_wechat", customers.c.wechat_openid)
 
 # The declared type of every profile attribute ever imported: number, boolean, date, string or list.
 attribute_types = sa.Table(
@@ -276,8 +282,9 @@ def _v2_responses_and_journeys(conn: Connection) -> None:
     (variants, scheduled occurrences, per-campaign settings for workers)."""
     _add_columns(conn, deliveries, ["expects", "variant", "delivered_at", "replied_at", "opted_out_at"])
     _add_columns(conn, campaign_runs, ["scheduled_for"])
-    ix_customers_phone.create(conn, checkfirst=True)
-    ix_customers_email.create(conn, checkfirst=True)
+    _add_columns(conn, customers, ["whatsapp", "whatsapp_invalid", "wechat_openid", "wechat_invalid"])
+    for index in (ix_customers_phone, ix_customers_email, ix_customers_whatsapp, ix_customers_wechat):
+        index.create(conn, checkfirst=True)
     for table in (inbound_messages, bounces, campaigns, schedules, audit_log):
         table.create(conn, checkfirst=True)
 

@@ -6,12 +6,17 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-CORE_FIELDS = ("id", "name", "email", "phone", "country", "locale", "timezone")
+CORE_FIELDS = ("id", "name", "email", "phone", "whatsapp", "wechat_openid", "country", "locale", "timezone")
 CHANNELS = ("sms", "email", "whatsapp", "wechat")
 CONSENT_COLUMNS = {f"consent_{ch}": ch for ch in ("sms", "email", "wechat", "whatsapp")}
 PURPOSES = ("service", "marketing")
 # Where each channel's address lives on a profile, and the column that marks it unusable (and why).
-ADDRESS_FIELDS = {"sms": ("phone", "phone_invalid"), "email": ("email", "email_invalid")}
+ADDRESS_FIELDS = {
+    "sms": ("phone", "phone_invalid"),
+    "email": ("email", "email_invalid"),
+    "whatsapp": ("whatsapp", "whatsapp_invalid"),  # the number the customer uses on WhatsApp, E.164
+    "wechat": ("wechat_openid", "wechat_invalid"),  # the customer's OpenID under the bank's Official Account
+}
 
 AttributeType = Literal["number", "boolean", "date", "string", "list"]
 

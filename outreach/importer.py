@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from outreach.config import Settings
-from outreach.contacts import check_core_fields, normalize_email, normalize_phone
+from outreach.contacts import ADDRESS_COLUMNS, check_core_fields, normalize_address
 from outreach.db import attribute_types
 from outreach.errors import InputError, Problem
 from outreach.fields import (
@@ -243,7 +243,7 @@ class _Reader:
             self.seen_ids[raw_id] = line
 
         core: dict[str, str] = {}
-        for name in ("name", "country", "locale", "timezone", "email", "phone"):
+        for name in ("name", "country", "locale", "timezone", *ADDRESS_COLUMNS):
             value = row.get(name)
             if value is None:
                 continue
@@ -253,23 +253,17 @@ class _Reader:
             core[name] = value.strip()
         errors.extend(check_core_fields(core))
 
-        email_invalid = phone_invalid = None
-        if "email" in core:
-            email, problem = normalize_email(core["email"])
-            if problem:
-                email_invalid = problem
-            else:
-                core["email"] = email
-        if "phone" in core:
-            region = core.get("country") or self.settings.default_country
-            phone, problem = normalize_phone(core["phone"], region)
-            if problem:
-                phone_invalid = problem
-            else:
-                core["phone"] = phone
-        for problem in (email_invalid, phone_invalid):
-            if problem is None:
+        invalid: dict[str, str] = {}
+        region = core.get("country") or self.settings.default_country
+        for name in ADDRESS_COLUMNS:
+            if name not in core:
                 continue
+            value, problem = normalize_address(name, core[name], region)
+            if problem:
+                invalid[name] = problem
+            else:
+                core[name] = value
+        for problem in invalid.values():
             if self.allow_invalid_contacts:
                 self.invalid_contacts.append(Problem(self.name, line, None, problem + " (kept, marked invalid)"))
             else:
@@ -302,7 +296,7 @@ class _Reader:
             self.problem(line, error)
         if errors or not isinstance(raw_id, str):
             return None
-        return CustomerRecord(line, raw_id, core, email_invalid, phone_invalid, consent, attributes)
+        return CustomerRecord(line, raw_id, core, invalid, consent, attributes)
 
     def _attribute(self, name: str, value: Any) -> tuple[Any, str | None]:
         guess = self.guesses.setdefault(name, _TypeGuess())

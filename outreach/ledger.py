@@ -134,11 +134,7 @@ def send_time_blocks(engine: Engine, rows: Sequence[dict[str, Any]]) -> dict[int
             r.id: r
             for r in conn.execute(
                 sa.select(
-                    customers.c.id,
-                    customers.c.email,
-                    customers.c.email_invalid,
-                    customers.c.phone,
-                    customers.c.phone_invalid,
+                    customers.c.id, *(customers.c[column] for pair in ADDRESS_FIELDS.values() for column in pair)
                 ).where(customers.c.id.in_({r["customer_id"] for r in rows}))
             )
         }

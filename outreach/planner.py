@@ -421,7 +421,7 @@ def _unreachable(
     """Why `channel` cannot be used for this customer, or None when it can."""
     fields = ADDRESS_FIELDS.get(channel)
     if fields is None:
-        return "no_address"  # social channels arrive with their own issue; no profile has their address yet
+        return "no_address"
     address_field, flag_field = fields
     if not customer.get(address_field):
         return "no_address"

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from outreach.db import consents, customers, utcnow
 from outreach.errors import Problem
-from outreach.fields import AttributeType
+from outreach.fields import ADDRESS_FIELDS, AttributeType
 from outreach.profiles import IMPORT_SOURCE_PREFIX, add_events, event_row
 
 
@@ -38,8 +38,8 @@ class CustomerRecord:
     line: int
     id: str
     core: dict[str, str]
-    email_invalid: str | None
-    phone_invalid: str | None
+    # address column -> why its value is unusable (kept only with --allow-invalid-contacts)
+    invalid: dict[str, str]
     consents: dict[str, str]
     attributes: dict[str, Any]
 
@@ -111,14 +111,18 @@ def write_chunk(conn: Connection, chunk: list[CustomerRecord], source: str, summ
     add_events(conn, new_events)
 
 
+ADDRESS_COLUMNS = tuple(column for column, _ in ADDRESS_FIELDS.values())
+ADDRESS_FLAGS = dict(ADDRESS_FIELDS.values())
+
+
 def _merged_row(old: dict[str, Any] | None, record: CustomerRecord, now: Any) -> dict[str, Any]:
     """The customer row after this record: empty cells keep stored values, attributes merge."""
-    row: dict[str, Any] = {c: (old or {}).get(c) for c in ("name", "email", "phone", "country", "locale", "timezone")}
+    kept = ("name", *ADDRESS_COLUMNS, "country", "locale", "timezone")
+    row: dict[str, Any] = {c: (old or {}).get(c) for c in kept}
     row.update(record.core)
     row["id"] = record.id
-    for kind in ("email", "phone"):
-        flag = f"{kind}_invalid"
-        new_flag = getattr(record, flag)
+    for kind, flag in ADDRESS_FLAGS.items():
+        new_flag = record.invalid.get(kind)
         if kind not in record.core:
             row[flag] = (old or {}).get(flag)
         elif new_flag is not None:

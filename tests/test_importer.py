@@ -168,3 +168,27 @@ def test_import_never_overrides_a_customers_own_opt_out(
         kinds = [e["kind"] for e in profiles.timeline(conn, "p1")]
     assert kinds.count("consent.granted") == 1 and kinds.count("consent.revoked") == 1
     assert count(engine, events) == 3
+
+
+def test_social_addresses_are_imported_like_the_rest(
+    engine: Engine, tmp_path: Path, make_settings: Callable[..., Settings], store_url: str
+) -> None:
+    settings = make_settings(store_url)
+    good = write(
+        tmp_path,
+        "social.csv",
+        "id,name,country,whatsapp,wechat_openid,consent_whatsapp,consent_wechat\n"
+        "s1,Ann,US,(415) 555-0100,oAbCdEfGhIjK_123,yes,yes\n",
+    )
+    import_customers(engine, good, settings)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(customers).where(customers.c.id == "s1")).mappings().one()
+        granted = {c["channel"] for c in profiles.customer_consents(conn, "s1") if c["status"] == "granted"}
+    assert (row["whatsapp"], row["wechat_openid"]) == ("+14155550100", "oAbCdEfGhIjK_123")
+    assert granted == {"whatsapp", "wechat"}
+    bad = write(tmp_path, "bad.csv", "id,whatsapp,wechat_openid\ns2,12,no spaces allowed\n")
+    with pytest.raises(InputError) as caught:
+        import_customers(engine, bad, settings)
+    messages = [str(p) for p in caught.value.problems]
+    assert any("whatsapp '12'" in m for m in messages), messages
+    assert any("wechat_openid 'no spaces allowed' is not a WeChat OpenID" in m for m in messages), messages
