@@ -26,7 +26,7 @@ _ENV_NAMES = {
     "twilio_account_sid": "TWILIO_ACCOUNT_SID",
     "twilio_auth_token": "TWILIO_AUTH_TOKEN",
 }
-_SECRETS = {"twilio_auth_token", "secret_key"}
+_SECRETS = {"twilio_auth_token", "secret_key", "wechat_app_secret", "wechat_token"}
 _URLS_WITH_CREDENTIALS = {"database_url", "broker_url", "smtp_url"}
 
 
@@ -53,6 +53,16 @@ class Settings:
     twilio_api_base: str = "https://api.twilio.com"
     twilio_timeout: float = 30.0
     sms_from: str | None = None
+    # The bank's WhatsApp sender (E.164 number, without `whatsapp:`), or a Messaging Service MG... id.
+    whatsapp_from: str | None = None
+
+    # WeChat Official Account (customer-service messages): app id and secret (env only), the token of the
+    # server-verification signature (env only), the API's base URL and the request timeout (s).
+    wechat_app_id: str | None = None
+    wechat_app_secret: str | None = None
+    wechat_token: str | None = None
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_timeout: float = 30.0
 
     # Region for phone numbers written without a country code when a row has no `country`.
     default_country: str | None = None
@@ -174,7 +184,7 @@ def mask_url(url: str) -> str:
 
 def mask_secrets(text: str, settings: Settings) -> str:
     """Remove every secret value of `settings` from `text` (for provider error messages)."""
-    secrets: list[str] = [s for s in (settings.twilio_auth_token, settings.secret_key) if s]
+    secrets: list[str] = [getattr(settings, name) for name in sorted(_SECRETS) if getattr(settings, name)]
     for name in _URLS_WITH_CREDENTIALS:
         value = getattr(settings, name)
         if isinstance(value, str):

@@ -281,3 +281,19 @@ def test_server_answers_in_twilios_wire_format(twilio: TwilioServer) -> None:
     assert created["price"] is None and created["error_code"] is None and created["date_sent"] is None
     assert created["uri"] == f"/2010-04-01/Accounts/{twilio.account_sid}/Messages/{created['sid']}.json"
     assert created["date_created"].endswith("+0000")
+
+
+def test_whatsapp_goes_through_the_same_api_with_whatsapp_addresses(twilio: TwilioServer) -> None:
+    from dataclasses import replace
+
+    from outreach.channels import make_provider
+
+    settings = replace(settings_for(twilio), whatsapp_from="+15005550007")
+    provider = make_provider("whatsapp", settings)
+    whatsapp = OutgoingMessage(delivery_id=7, customer_id="c7", channel="whatsapp", to="+4915112345677", body="Hi")
+    [result] = asyncio.run(provider.send_many([whatsapp]))
+    assert result.outcome is Outcome.SENT
+    [received] = twilio.sent_to("whatsapp:+4915112345677")
+    assert received["from"] == "whatsapp:+15005550007" and received["body"] == "Hi"
+    # without a WhatsApp sender the channel is not configured: the outbox takes it
+    assert make_provider("whatsapp", settings_for(twilio)).name == "outbox"

@@ -1,4 +1,5 @@
-"""SMS through Twilio's Messages API, with the `twilio` package's async client.
+"""SMS (and WhatsApp, with `whatsapp:` addresses) through Twilio's Messages API, with the `twilio` package's
+async client.
 
 Twilio's errors are mapped to send results here and nowhere else:
 
@@ -36,6 +37,8 @@ STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
 ADDRESS_INVALID_CODES = frozenset({21211, 21614})
 # The recipient replied STOP to this sender: their SMS consent is gone (until they send START).
 OPTED_OUT_CODES = frozenset({21610})
+# WhatsApp: a free-form message outside the 24 hours after the customer's last message.
+WINDOW_CLOSED_CODES = frozenset({63016})
 # Rate limits and full queues: the same request can succeed later.
 TRANSIENT_CODES = frozenset({20429, 21611, 30001})
 
@@ -45,19 +48,24 @@ class TwilioSmsProvider:
 
     name = "twilio"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, channel: str = "sms") -> None:
+        sender_setting = ("OUTREACH_WHATSAPP_FROM", settings.whatsapp_from) if channel == "whatsapp" else (
+            "OUTREACH_SMS_FROM", settings.sms_from
+        )  # fmt: skip
         problems = [
-            Problem(env, None, None, "not set: needed to send SMS through Twilio")
+            Problem(env, None, None, f"not set: needed to send {channel} through Twilio")
             for env, value in (
                 ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
                 ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
-                ("OUTREACH_SMS_FROM", settings.sms_from),
+                sender_setting,
             )
             if not value
         ]
         if problems:
             raise InputError(problems)
-        assert settings.twilio_account_sid and settings.twilio_auth_token and settings.sms_from
+        assert settings.twilio_account_sid and settings.twilio_auth_token and sender_setting[1]
+        # WhatsApp goes through the same Messages API with `whatsapp:` addresses.
+        self._prefix = "whatsapp:" if channel == "whatsapp" else ""
         self._settings = settings
         self._account_sid: str = settings.twilio_account_sid
         self._auth_token: str = settings.twilio_auth_token
@@ -65,9 +73,9 @@ class TwilioSmsProvider:
         self._timeout = settings.twilio_timeout
         self._concurrency = max(1, settings.send_concurrency)
         self._status_callback = settings.public_url.rstrip("/") + STATUS_CALLBACK_PATH
-        sender = settings.sms_from
+        sender = sender_setting[1]
         self._sender: dict[str, str] = (
-            {"messaging_service_sid": sender} if sender.startswith("MG") else {"from_": sender}
+            {"messaging_service_sid": sender} if sender.startswith("MG") else {"from_": self._prefix + sender}
         )
 
     async def send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
@@ -101,7 +109,7 @@ class TwilioSmsProvider:
             # aiohttp, which means no limit), so the limit is enforced here.
             async with asyncio.timeout(self._timeout):
                 created = await client.messages.create_async(
-                    to=message.to,
+                    to=self._prefix + message.to,
                     body=message.body,
                     # Our row id rides in the callback URL, so a report that arrives before the send is
                     # recorded (or after a retry changed the sid) still finds its row.
@@ -129,6 +137,8 @@ class TwilioSmsProvider:
         detail = exc.msg if isinstance(exc, TwilioRestException) else (exc.detail or exc.title)
         text = self._mask(f"Twilio HTTP {status}" + (f" error {code}" if code is not None else "") + f": {detail}")
         code_text = str(code) if code is not None else None
+        if code in WINDOW_CLOSED_CODES:
+            return SendResult.permanent(message, "window_closed: " + text, code_text)
         if code in OPTED_OUT_CODES:
             return SendResult.permanent(message, text, code_text, recipient_opted_out=True)
         if code in ADDRESS_INVALID_CODES:
