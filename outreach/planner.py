@@ -47,6 +47,8 @@ from outreach.segment_syntax import SegmentError
 from outreach.segments import compile_segment
 from outreach.unsubscribe import signing_key
 from outreach.variants import StepVariants
+from outreach.windows import REASON as WINDOW_CLOSED
+from outreach.windows import REPLY_WINDOWS, open_windows
 
 CHUNK = 1000
 SAMPLES = 3
@@ -244,6 +246,7 @@ class _StepPlanner:
             d.channel.in_(self.channels),
         )
         self.cap: Cap | None = None
+        self.windows: set[tuple[str, str]] = set()
         self.hours: SendingHours | None = None
         self.expects = (
             {**step.expects.model_dump(exclude_none=True), "attribute": step.expects.attribute_name}
@@ -287,6 +290,7 @@ class _StepPlanner:
         purpose = self.campaign.purpose
         consents = consent_map(conn, [c["id"] for c in chunk], self.channels, purpose)
         now = utcnow()
+        self.windows = open_windows(conn, [c["id"] for c in chunk], self.channels, now)
         capped = planned_counts(conn, [c["id"] for c in chunk], now - self.cap.per) if self.cap else None
         rows = []
         for customer in chunk:
@@ -310,12 +314,12 @@ class _StepPlanner:
     ) -> tuple[str, str | None, str | None]:
         """The channel to use, or the primary channel with the reason nobody can be reached."""
         primary = self.step.channel
-        reason = _unreachable(customer, primary, purpose, consents)
+        reason = _unreachable(customer, primary, purpose, consents, self.windows)
         if reason is None:
             return primary, None, None
         fallback = self.step.fallback
         if fallback is not None:
-            fallback_reason = _unreachable(customer, fallback, purpose, consents)
+            fallback_reason = _unreachable(customer, fallback, purpose, consents, self.windows)
             if fallback_reason is None:
                 return fallback, None, None
             return primary, reason, f"{fallback} fallback: {fallback_reason}"
@@ -416,7 +420,11 @@ class _StepPlanner:
 
 
 def _unreachable(
-    customer: Mapping[str, Any], channel: str, purpose: str, consents: Mapping[tuple[str, str], str]
+    customer: Mapping[str, Any],
+    channel: str,
+    purpose: str,
+    consents: Mapping[tuple[str, str], str],
+    windows: set[tuple[str, str]],
 ) -> str | None:
     """Why `channel` cannot be used for this customer, or None when it can."""
     fields = ADDRESS_FIELDS.get(channel)
@@ -427,4 +435,7 @@ def _unreachable(
         return "no_address"
     if customer.get(flag_field):
         return "invalid_address"
-    return consent_block_reason(purpose, consents.get((customer["id"], channel)))
+    blocked = consent_block_reason(purpose, consents.get((customer["id"], channel)))
+    if blocked is None and channel in REPLY_WINDOWS and (customer["id"], channel) not in windows:
+        return WINDOW_CLOSED
+    return blocked

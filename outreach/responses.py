@@ -121,8 +121,13 @@ def _customers(conn: Connection, message: InboundMessage) -> list[dict[str, Any]
     address = message.from_address.strip()
     if message.channel == "email":
         where = sa.func.lower(c.email) == address.lower()
+    elif message.channel == "wechat":
+        where = c.wechat_openid == address
+    elif message.channel == "whatsapp":
+        number = address.removeprefix("whatsapp:")
+        where = sa.or_(c.whatsapp == number, sa.and_(c.whatsapp.is_(None), c.phone == number))
     else:
-        where = c.phone == address.removeprefix("whatsapp:")
+        where = c.phone == address
     rows = [dict(r) for r in conn.execute(sa.select(c.id, c.locale).where(where).order_by(c.id)).mappings()]
     if not rows and message.answers_deliveries:
         # Written from another address (an alias, a forward) but in answer to our message: its customer.
