@@ -27,6 +27,8 @@ from outreach.web.bodies import BadRequest
 from outreach.web.state import AppState
 from outreach.web.twilio_hooks import INBOUND_PATH, STATUS_PATH, inbound_message, status_callback
 from outreach.web.unsubscribe_page import unsubscribe
+from outreach.web.wechat_hooks import PATH as WECHAT_PATH
+from outreach.web.wechat_hooks import wechat
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ def create_app(settings: Settings) -> Starlette:
         Route(STATUS_PATH, status_callback, methods=["POST"]),
         Route(INBOUND_PATH, inbound_message, methods=["POST"]),
         Route("/u/{token}", unsubscribe, methods=["GET", "POST"]),
+        Route(WECHAT_PATH, wechat, methods=["GET", "POST"]),
         Route("/healthz", health, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={BadRequest: bad_request})
