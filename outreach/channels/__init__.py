@@ -6,7 +6,7 @@ from outreach.channels.base import Provider
 from outreach.config import Settings
 from outreach.errors import InputError, Problem
 
-CHANNELS_WITH_PROVIDERS = ("sms", "email", "wechat")
+CHANNELS_WITH_PROVIDERS = ("sms", "email", "whatsapp", "wechat")
 
 
 def make_provider(channel: str, settings: Settings) -> Provider:
@@ -24,6 +24,10 @@ def make_provider(channel: str, settings: Settings) -> Provider:
         from outreach.channels.twilio_sms import TwilioSmsProvider
 
         return TwilioSmsProvider(settings)
+    if channel == "whatsapp" and (settings.twilio_account_sid or settings.twilio_auth_token) and settings.whatsapp_from:
+        from outreach.channels.twilio_sms import TwilioSmsProvider
+
+        return TwilioSmsProvider(settings, channel="whatsapp")
     if channel == "wechat" and (settings.wechat_app_id or settings.wechat_app_secret):
         from outreach.channels.wechat import WeChatProvider
 
