@@ -132,3 +132,33 @@ def audit_list(
             r["reason"] or "", str(extra),
         )  # fmt: skip
     console.print(table)
+
+
+@reports_errors
+def reply(
+    customer_id: Annotated[str, typer.Argument(metavar="CUSTOMER_ID")],
+    text: Annotated[str, typer.Argument(metavar="TEXT", help="The reply.")],
+    channel: Annotated[str, typer.Option("--channel", help="sms, email, whatsapp or wechat.")] = "sms",
+    subject: Annotated[str | None, typer.Option("--subject", help="Email subject.")] = None,
+    by: By = None,
+) -> None:
+    """Reply to one customer through the ledger and the workers (WhatsApp/WeChat only inside their window)."""
+    from outreach.operator_reply import reply_status, send_reply
+    from workers.broker import setup
+
+    cfg = settings()
+    engine = store(cfg)
+    handle = setup(cfg, engine)
+    if handle.in_process:
+        handle.start_worker()
+    try:
+        delivery_id = send_reply(
+            engine, handle.transport, customer_id, channel, text, by or audit.default_actor(), subject
+        )
+        if handle.in_process:
+            handle.drain()
+    finally:
+        handle.close()
+    console.print(
+        f"reply {delivery_id} to {customer_id} by {channel}: {reply_status(engine, delivery_id)}", highlight=False
+    )

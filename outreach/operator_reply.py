@@ -1,0 +1,102 @@
+"""An operator's reply to one customer (`outreach reply`): a service message through the same ledger, workers,
+retries and reports as every other message, on the timeline with who wrote it and in the audit log.
+
+A reply on WhatsApp or WeChat goes only inside the platform's window after the customer's last message; a
+customer who revoked service messages on that channel is not written to; an unusable address is refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from outreach import audit
+from outreach.db import deliveries, insert_returning, utcnow
+from outreach.errors import InputError, OutreachError
+from outreach.fields import ADDRESS_FIELDS
+from outreach.ledger import Status
+from outreach.profiles import add_events, consent_block_reason, consent_status, event_row, get_customer
+from outreach.queueing import Transport
+from outreach.sms import sms_size
+from outreach.windows import REPLY_WINDOWS, open_windows
+
+CAMPAIGN = "operator"  # the ledger's campaign id of operators' replies
+
+
+def send_reply(
+    engine: Engine,
+    transport: Transport | None,
+    customer_id: str,
+    channel: str,
+    text: str,
+    actor: str,
+    subject: str | None = None,
+) -> int:
+    """Write the reply into the ledger and hand it to the workers; returns its delivery id."""
+    if channel not in ADDRESS_FIELDS:
+        raise InputError.single("--channel", f"{channel!r}: use {', '.join(ADDRESS_FIELDS)}")
+    if not text.strip():
+        raise InputError.single("TEXT", "the reply is empty")
+    now = utcnow()
+    address_field, flag_field = ADDRESS_FIELDS[channel]
+    with engine.begin() as conn:
+        customer = get_customer(conn, customer_id)
+        if customer is None:
+            raise InputError.single(customer_id, "no customer with this id")
+        address = customer.get(address_field)
+        if not address:
+            raise OutreachError(f"{customer_id} has no {address_field}: cannot reply by {channel}")
+        if customer.get(flag_field):
+            raise OutreachError(f"{customer_id}'s {address_field} is marked invalid ({customer[flag_field]})")
+        if consent_block_reason("service", consent_status(conn, customer_id, channel, "service")):
+            raise OutreachError(f"{customer_id} has opted out of {channel} messages")
+        if channel in REPLY_WINDOWS and (customer_id, channel) not in open_windows(conn, [customer_id], [channel], now):
+            hours = int(REPLY_WINDOWS[channel].total_seconds() // 3600)
+            raise OutreachError(
+                f"window_closed: {customer_id} has not written on {channel} in the last {hours} hours; "
+                "reply on another channel"
+            )
+        occurrence = f"reply-{uuid.uuid4().hex[:16]}"
+        row = {
+            "idempotency_key": f"{CAMPAIGN}:{occurrence}:reply:{customer_id}:{channel}",
+            "campaign_id": CAMPAIGN,
+            "occurrence": occurrence,
+            "step_id": "reply",
+            "customer_id": customer_id,
+            "channel": channel,
+            "purpose": "service",
+            "status": Status.QUEUED,
+            "address": address,
+            "subject": (subject or "Re: your message") if channel == "email" else None,
+            "body": text,
+            "sms_segments": sms_size(text).segments if channel == "sms" else None,
+            "attempts": 0,
+            "enqueued_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        [(delivery_id,)] = insert_returning(conn, deliveries, [row], ("id",))
+        add_events(
+            conn,
+            [
+                event_row(
+                    customer_id,
+                    "delivery.planned",
+                    {"step": "reply", "channel": channel, "by": actor, "text": text},
+                    at=now,
+                    delivery_id=delivery_id,
+                    campaign_id=CAMPAIGN,
+                )
+            ],
+        )
+        audit.record(conn, actor, "reply", target=customer_id, rows=1, detail={"channel": channel}, at=now)
+    if transport is not None:
+        transport.enqueue([delivery_id])
+    return int(delivery_id)
+
+
+def reply_status(engine: Engine, delivery_id: int) -> str:
+    with engine.connect() as conn:
+        return str(conn.execute(sa.select(deliveries.c.status).where(deliveries.c.id == delivery_id)).scalar_one())

@@ -1,0 +1,61 @@
+"""`outreach reply`: an operator's message to one customer, through the ledger and workers, only inside the
+social channels' windows."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from outreach.db import utcnow
+from outreach.ledger import Status
+from outreach.responses import InboundMessage, file_inbound
+from tests.pipeline import Pipeline
+
+OUTREACH = str(Path(sys.executable).with_name("outreach"))
+
+
+def reply(p: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "OUTREACH_DATABASE_URL": p.settings.database_url,
+        "OUTREACH_CONFIG": "/nonexistent",
+        "TWILIO_ACCOUNT_SID": p.settings.twilio_account_sid or "",
+        "TWILIO_AUTH_TOKEN": p.settings.twilio_auth_token or "",
+        "OUTREACH_TWILIO_API_BASE": p.settings.twilio_api_base,
+        "OUTREACH_SMS_FROM": p.settings.sms_from or "",
+        "OUTREACH_WHATSAPP_FROM": "+15005550007",
+    }
+    return subprocess.run([OUTREACH, "reply", *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_operator_replies_go_through_the_ledger_inside_the_window(pipeline: Pipeline, twilio_server: Any) -> None:
+    p = pipeline
+    p.import_csv("id,name,phone,whatsapp,country\no1,Ann,+14155550801,+14155550801,US\no2,Ben,+14155550802,,US\n")
+    file_inbound(
+        p.engine,
+        InboundMessage(
+            "whatsapp", "SMo1", "+14155550801", "my card is blocked", received_at=utcnow() - timedelta(hours=2)
+        ),
+        p.settings,
+    )
+    done = reply(p, "o1", "--channel", "whatsapp", "--by", "agent-7", "We have unblocked your card.")
+    assert done.returncode == 0, done.stderr
+    [sent] = twilio_server.sent_to("whatsapp:+14155550801")
+    assert sent["body"] == "We have unblocked your card."
+    row = p.row("o1")
+    assert (row["campaign_id"], row["status"], row["channel"]) == ("operator", Status.SENT, "whatsapp")
+
+    closed = reply(p, "o2", "--channel", "whatsapp", "Hello")  # no WhatsApp number, and never wrote
+    assert closed.returncode == 1 and "no whatsapp" in closed.stderr
+    sms = reply(p, "o2", "--channel", "sms", "Your card is ready.")
+    assert sms.returncode == 0 and len(twilio_server.sent_to("+14155550802")) == 1
+    p.import_csv("id,whatsapp\no2,+14155550802\n")
+    outside = reply(p, "o2", "--channel", "whatsapp", "Hello")
+    assert outside.returncode == 1 and "window_closed" in outside.stderr
+    assert len(p.rows(customer_id="o2")) == 1
+    unknown = reply(p, "nobody", "Hi")
+    assert unknown.returncode == 2 and unknown.stderr.startswith("nobody: no customer")
