@@ -28,6 +28,16 @@ def postgres_url() -> Iterator[str | None]:
 def redis_base_url() -> Iterator[str | None]:
     with redis_server() as url:
         yield url
+        if url is not None:
+            # A worker process stopping after its test's cleanup can still write its heartbeat: remove every
+            # key the run's namespaces left behind (they all start with outreach-test-).
+            import redis
+
+            client = redis.Redis.from_url(url)
+            keys = list(client.scan_iter("outreach-test-*"))
+            if keys:
+                client.delete(*keys)
+            client.close()
 
 
 def _reset_postgres(url: str) -> None:

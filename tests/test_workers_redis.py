@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -84,16 +85,19 @@ def start_workers(settings: Settings, processes: int = 2, threads: int = 2) -> s
         env=environment(settings),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group: stop() reaches the worker children too
     )
 
 
 def stop(proc: subprocess.Popen[Any]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
+    """SIGTERM the workers' process group; SIGKILL it if it has not stopped in 30 s. No child outlives a test."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def wait_until_done(p: Pipeline, campaign: str, proc: subprocess.Popen[Any], timeout: float = 90) -> None:
