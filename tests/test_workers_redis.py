@@ -90,14 +90,28 @@ def start_workers(settings: Settings, processes: int = 2, threads: int = 2) -> s
 
 
 def stop(proc: subprocess.Popen[Any]) -> None:
-    """SIGTERM the workers' process group; SIGKILL it if it has not stopped in 30 s. No child outlives a test."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
+    """SIGTERM the workers, SIGKILL them if they have not stopped in 30 s. Started in a session of their own,
+    the whole process group is signalled, so no worker child outlives the test."""
+    try:
+        group = os.getpgid(proc.pid) == proc.pid
+    except ProcessLookupError:
+        group = False
+
+    def send(sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+
+    send(signal.SIGTERM)
+    try:
         proc.wait(30)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    except subprocess.TimeoutExpired:
+        send(signal.SIGKILL)
+        proc.wait()
+    if group:
+        send(signal.SIGKILL)  # any child the master left behind
 
 
 def wait_until_done(p: Pipeline, campaign: str, proc: subprocess.Popen[Any], timeout: float = 90) -> None:
