@@ -113,31 +113,43 @@ def claim(engine: Engine, ids: Sequence[int]) -> list[dict[str, Any]]:
 
 
 def send_time_blocks(engine: Engine, rows: Sequence[dict[str, Any]]) -> dict[int, tuple[str, str]]:
-    """Rows that must not go after all: consent withdrawn or the address found unusable since planning.
+    """Rows that must not go after all: consent withdrawn or the address found unusable since planning, or
+    the customer's frequency cap reached. Returns delivery id -> (reason, detail).
+    """
+    if not rows:
+        return {}
+    with engine.connect() as conn:
+        blocked = consent_and_address_blocks(conn, rows, "consent checked again at send time")
+    # Last, as it suppresses at once what it blocks: only rows that would otherwise go take a place.
+    for delivery_id in send_time_caps(engine, [r for r in rows if r["id"] not in blocked], utcnow()):
+        blocked[delivery_id] = ("frequency_cap", "frequency cap reached at send time")
+    return blocked
 
-    Returns delivery id -> (reason, detail).
+
+def consent_and_address_blocks(
+    conn: Connection, rows: Sequence[dict[str, Any]], detail: str
+) -> dict[int, tuple[str, str]]:
+    """Rows whose customer has withdrawn consent for the row's purpose and channel, or whose address (still
+    the profile's) has been found unusable: delivery id -> (reason, detail). Used at send time and by replay.
     """
     blocked: dict[int, tuple[str, str]] = {}
-    if not rows:
-        return blocked
     by_purpose: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_purpose[row["purpose"]].append(row)
-    with engine.connect() as conn:
-        for purpose, group in by_purpose.items():
-            statuses = consent_map(conn, {r["customer_id"] for r in group}, {r["channel"] for r in group}, purpose)
-            for row in group:
-                reason = consent_block_reason(purpose, statuses.get((row["customer_id"], row["channel"])))
-                if reason:
-                    blocked[row["id"]] = (reason, "consent checked again at send time")
-        profiles = {
-            r.id: r
-            for r in conn.execute(
-                sa.select(
-                    customers.c.id, *(customers.c[column] for pair in ADDRESS_FIELDS.values() for column in pair)
-                ).where(customers.c.id.in_({r["customer_id"] for r in rows}))
-            )
-        }
+    for purpose, group in by_purpose.items():
+        statuses = consent_map(conn, {r["customer_id"] for r in group}, {r["channel"] for r in group}, purpose)
+        for row in group:
+            reason = consent_block_reason(purpose, statuses.get((row["customer_id"], row["channel"])))
+            if reason:
+                blocked[row["id"]] = (reason, detail)
+    profiles = {
+        r.id: r
+        for r in conn.execute(
+            sa.select(
+                customers.c.id, *(customers.c[column] for pair in ADDRESS_FIELDS.values() for column in pair)
+            ).where(customers.c.id.in_({r["customer_id"] for r in rows}))
+        )
+    }
     for row in rows:
         columns = ADDRESS_FIELDS.get(row["channel"])
         profile = profiles.get(row["customer_id"])
@@ -146,9 +158,6 @@ def send_time_blocks(engine: Engine, rows: Sequence[dict[str, Any]]) -> dict[int
         address, flag = (getattr(profile, c) for c in columns)
         if address == row["address"] and flag:
             blocked[row["id"]] = ("invalid_address", str(flag))
-    # Last, as it suppresses at once what it blocks: only rows that would otherwise go take a place.
-    for delivery_id in send_time_caps(engine, [r for r in rows if r["id"] not in blocked], utcnow()):
-        blocked[delivery_id] = ("frequency_cap", "frequency cap reached at send time")
     return blocked
 
 

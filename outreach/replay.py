@@ -11,7 +11,7 @@ failure state to move. The replay is recorded in the audit log in the same trans
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +26,9 @@ from outreach.config import Settings
 from outreach.db import campaign_runs, customers, deliveries, utcnow
 from outreach.errors import InputError
 from outreach.fields import ADDRESS_FIELDS
-from outreach.ledger import Status
+from outreach.ledger import Status, consent_and_address_blocks
 from outreach.messages import StepComposer
-from outreach.profiles import add_events, attribute_catalog, consent_block_reason, consent_map, event_row
+from outreach.profiles import add_events, attribute_catalog, event_row
 from outreach.queueing import Transport, enqueue_in_batches
 from outreach.rendering import MissingData, RenderError
 from outreach.unsubscribe import signing_key
@@ -94,7 +94,7 @@ def replay(
             ).mappings()
         ]
         plan.selected = len(rows)
-        blocked = _blocked(conn, rows)
+        blocked = consent_and_address_blocks(conn, rows, "consent checked again at replay")
         fresh = _rerendered(conn, engine, settings, rows, blocked) if rerender else {}
         updates: list[dict[str, Any]] = []
         new_events = []
@@ -134,30 +134,6 @@ def replay(
     if transport is not None and plan.requeued:
         enqueue_in_batches(transport, plan.requeued, settings.batch_size)
     return plan
-
-
-def _blocked(conn: Connection, rows: list[dict[str, Any]]) -> dict[int, tuple[str, str]]:
-    """Rows that must not go again: consent withdrawn, or the address found unusable, since they failed."""
-    blocked: dict[int, tuple[str, str]] = {}
-    by_purpose: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_purpose[row["purpose"]].append(row)
-    for purpose, group in by_purpose.items():
-        statuses = consent_map(conn, {r["customer_id"] for r in group}, {r["channel"] for r in group}, purpose)
-        for row in group:
-            why = consent_block_reason(purpose, statuses.get((row["customer_id"], row["channel"])))
-            if why:
-                blocked[row["id"]] = (why, "consent checked again at replay")
-    ids = {r["customer_id"] for r in rows}
-    profiles = {r["id"]: dict(r) for r in conn.execute(sa.select(customers).where(customers.c.id.in_(ids))).mappings()}
-    for row in rows:
-        profile = profiles.get(row["customer_id"])
-        columns = ADDRESS_FIELDS.get(row["channel"])
-        if row["id"] in blocked or profile is None or columns is None:
-            continue
-        if profile[columns[1]] and profile[columns[0]] == row["address"]:
-            blocked[row["id"]] = ("invalid_address", str(profile[columns[1]]))
-    return blocked
 
 
 def _rerendered(
