@@ -107,28 +107,45 @@ def send_time_caps(engine: Engine, rows: Sequence[dict[str, Any]], now: datetime
             sa.select(customers.c.id).where(customers.c.id.in_(customer_ids)).order_by(customers.c.id).with_for_update()
         ).all()
         d = deliveries.c
-        for row in capped:
-            cap = Cap.parse(declared[row["campaign_id"]])
-            taken = conn.execute(
-                sa.select(sa.func.count()).where(
-                    d.customer_id == row["customer_id"],
-                    d.purpose == "marketing",
-                    d.id != row["id"],
-                    sa.func.coalesce(d.sent_at, d.claimed_at) >= now - cap.per,
-                    d.status.in_(["sending", "sent", "delivered", "unknown"]),
-                )
-            ).scalar_one()
-            if taken >= cap.max:
-                over.add(row["id"])
-                conn.execute(
-                    deliveries.update()
-                    .where(d.id == row["id"], d.claim_token == row["claim_token"], d.status == "sending")
-                    .values(
-                        status="suppressed",
-                        reason=REASON,
-                        detail="frequency cap reached at send time",
-                        finished_at=now,
-                        updated_at=now,
+        # One count per customer and cap window for the whole batch (the batch's own rows, being sent, are
+        # among them), then the rows in id order: each gives way when the others already fill the cap.
+        counts: dict[str, dict[str, int]] = {}
+        for text in {declared[r["campaign_id"]] for r in capped}:
+            window_start = now - Cap.parse(text).per
+            counts[text] = {
+                customer: int(n)
+                for customer, n in conn.execute(
+                    sa.select(d.customer_id, sa.func.count())
+                    .where(
+                        d.customer_id.in_(customer_ids),
+                        d.purpose == "marketing",
+                        sa.func.coalesce(d.sent_at, d.claimed_at) >= window_start,
+                        d.status.in_(["sending", "sent", "delivered", "unknown"]),
                     )
+                    .group_by(d.customer_id)
                 )
+            }
+        for row in sorted(capped, key=lambda r: r["id"]):
+            text = declared[row["campaign_id"]]
+            others = counts[text].get(row["customer_id"], 0) - 1  # this row is one of them
+            if others >= Cap.parse(text).max:
+                over.add(row["id"])
+                for per_customer in counts.values():
+                    per_customer[row["customer_id"]] = per_customer.get(row["customer_id"], 0) - 1
+        if over:
+            conn.execute(
+                deliveries.update()
+                .where(
+                    d.id.in_(sorted(over)),
+                    d.claim_token.in_({r["claim_token"] for r in capped}),
+                    d.status == "sending",
+                )
+                .values(
+                    status="suppressed",
+                    reason=REASON,
+                    detail="frequency cap reached at send time",
+                    finished_at=now,
+                    updated_at=now,
+                )
+            )
     return over
