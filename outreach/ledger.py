@@ -31,6 +31,8 @@ from outreach.config import Settings
 from outreach.db import campaigns, customers, deliveries, utcnow
 from outreach.fields import ADDRESS_FIELDS
 from outreach.profiles import add_events, consent_block_reason, consent_map, event_row, set_consent
+from outreach.windows import REASON as WINDOW_CLOSED
+from outreach.windows import REPLY_WINDOWS, open_windows
 
 
 class Status(StrEnum):
@@ -48,6 +50,9 @@ class Status(StrEnum):
 
 # Rows that may still be sent without an operator's replay.
 OPEN_STATES = (Status.PLANNED, Status.QUEUED, Status.SENDING)
+
+# Purpose of messages to the bank's own staff about a customer: no consent, address or reply-window checks.
+INTERNAL = "internal"
 
 
 @dataclass
@@ -113,17 +118,35 @@ def claim(engine: Engine, ids: Sequence[int]) -> list[dict[str, Any]]:
 
 
 def send_time_blocks(engine: Engine, rows: Sequence[dict[str, Any]]) -> dict[int, tuple[str, str]]:
-    """Rows that must not go after all: consent withdrawn or the address found unusable since planning, or
-    the customer's frequency cap reached. Returns delivery id -> (reason, detail).
+    """Rows that must not go after all: consent withdrawn or the address found unusable since planning, the
+    reply window of WhatsApp or WeChat closed while the row waited, or the customer's frequency cap reached.
+    Returns delivery id -> (reason, detail), the first reason found for each row.
     """
     if not rows:
         return {}
+    now = utcnow()
     with engine.connect() as conn:
         blocked = consent_and_address_blocks(conn, rows, "consent checked again at send time")
+        blocked.update(closed_window_blocks(conn, [r for r in rows if r["id"] not in blocked], now))
     # Last, as it suppresses at once what it blocks: only rows that would otherwise go take a place.
-    for delivery_id in send_time_caps(engine, [r for r in rows if r["id"] not in blocked], utcnow()):
+    for delivery_id in send_time_caps(engine, [r for r in rows if r["id"] not in blocked], now):
         blocked[delivery_id] = ("frequency_cap", "frequency cap reached at send time")
     return blocked
+
+
+def closed_window_blocks(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> dict[int, tuple[str, str]]:
+    """Rows on a channel with a reply window (quiet hours, retries or a paused campaign kept them past it) whose
+    window is closed at `now`: delivery id -> (reason, detail). One query for the whole batch.
+    """
+    windowed = [r for r in rows if r["channel"] in REPLY_WINDOWS and r["purpose"] != INTERNAL]
+    if not windowed:
+        return {}
+    still_open = open_windows(conn, {r["customer_id"] for r in windowed}, {r["channel"] for r in windowed}, now)
+    return {
+        r["id"]: (WINDOW_CLOSED, "reply window closed before sending")
+        for r in windowed
+        if (r["customer_id"], r["channel"]) not in still_open
+    }
 
 
 def consent_and_address_blocks(
@@ -131,7 +154,12 @@ def consent_and_address_blocks(
 ) -> dict[int, tuple[str, str]]:
     """Rows whose customer has withdrawn consent for the row's purpose and channel, or whose address (still
     the profile's) has been found unusable: delivery id -> (reason, detail). Used at send time and by replay.
+
+    Rows with purpose `INTERNAL` go to the bank's own staff, not to the customer: they are never blocked here.
     """
+    rows = [r for r in rows if r["purpose"] != INTERNAL]
+    if not rows:
+        return {}
     blocked: dict[int, tuple[str, str]] = {}
     by_purpose: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
