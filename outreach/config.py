@@ -134,6 +134,13 @@ class Settings:
     reply_window: str = "7d"
     survey_window: str = "7d"
     max_request_bytes: int = 65536
+    # Conversations: a customer's message after this much quiet opens a new conversation instead of
+    # extending the last one. A conversation tagged with one of escalate_tags that no operator has answered
+    # for escalate_after is escalated by email to service_email (unset: no escalation).
+    conversation_idle: str = "7d"
+    escalate_after: str = "2h"
+    escalate_tags: tuple[str, ...] = ("complaint",)
+    service_email: str | None = None
     # Soft bounces (4.x.x) to one address before it is treated as invalid.
     soft_bounce_limit: int = 3
     # What an SMS HELP gets back, and the confirmation of a keyword opt-out / opt-in, by locale. Twilio answers
@@ -240,7 +247,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _from_env(key: str, raw: str, env_name: str) -> Any:
     default = _FIELD_TYPES[key].default
-    if key == "list_columns":
+    if isinstance(default, tuple):
         return tuple(c.strip() for c in raw.split(",") if c.strip())
     if key == "provider_rates":
         return _rates_from_env(raw, env_name)
@@ -263,7 +270,7 @@ def _coerce(key: str, value: Any) -> Any:
     default = _FIELD_TYPES[key].default
     if isinstance(default, Path) and value is not None:
         return Path(value)
-    if key == "list_columns":
+    if isinstance(default, tuple):
         return tuple(value)
     if key == "provider_rates":
         return dict(value or {})

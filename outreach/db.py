@@ -80,6 +80,9 @@ customers = sa.Table(
     sa.Column("locale", sa.String(16)),
     sa.Column("timezone", sa.String(64)),
     sa.Column("attributes", Json, nullable=False),
+    # Set for a profile made for someone who wrote to the bank from an address no customer has: they get
+    # replies (auto-replies, operators'), never campaigns, until the bank imports them.
+    sa.Column("provisional_since", UTCDateTime),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -163,6 +166,8 @@ deliveries = sa.Table(
     sa.Column("provider_message_id", sa.String(320)),
     sa.Column("error_code", sa.String(40)),
     sa.Column("error_message", sa.Text),
+    # The conversation a reply (an auto-reply, an operator's) belongs to.
+    sa.Column("conversation_id", sa.BigInteger),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index("ix_deliveries_run_step", "campaign_id", "occurrence", "step_id", "customer_id"),
@@ -187,9 +192,44 @@ inbound_messages = sa.Table(
     # The message of ours it answers, when one can be told
     sa.Column("delivery_id", sa.BigInteger),
     sa.Column("received_at", UTCDateTime, nullable=False),
+    # The conversation it opened or extended (replies only), and when the inbound triggers had their say.
+    sa.Column("conversation_id", sa.BigInteger),
+    sa.Column("triggers_done_at", UTCDateTime),
     sa.UniqueConstraint("channel", "provider_message_id", name="uq_inbound_provider_id"),
     sa.Index("ix_inbound_customer", "customer_id", "received_at"),
 )
+
+# A customer's exchange with the bank: opened by their message, extended by the next ones, answered by an
+# operator's reply, closed by an operator (or, idle, by their next message). One open conversation per
+# customer at a time.
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),  # open | closed
+    sa.Column("channel", sa.String(16), nullable=False),  # of the customer's latest message
+    sa.Column("tags", Json),  # list of tags given by inbound triggers
+    sa.Column("opened_at", UTCDateTime, nullable=False),
+    sa.Column("last_inbound_at", UTCDateTime, nullable=False),
+    sa.Column("last_outbound_at", UTCDateTime),
+    # The customer's oldest message no operator has answered yet; NULL when answered.
+    sa.Column("waiting_since", UTCDateTime),
+    sa.Column("answered_at", UTCDateTime),
+    sa.Column("escalated_at", UTCDateTime),
+    sa.Column("closed_at", UTCDateTime),
+    sa.Column("closed_by", sa.String(120)),
+    sa.Column("messages", sa.Integer, nullable=False, server_default="0"),  # the customer's
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+ix_conversations_open = sa.Index(
+    "ux_conversations_open",
+    conversations.c.customer_id,
+    unique=True,
+    postgresql_where=conversations.c.status == "open",
+    sqlite_where=conversations.c.status == "open",
+)
+ix_conversations_customer = sa.Index("ix_conversations_customer", conversations.c.customer_id, conversations.c.id)
 
 # Email bounces (DSNs), one per delivery and report, so a mailbox read twice counts nothing twice.
 bounces = sa.Table(
@@ -271,7 +311,9 @@ Migration = Callable[[Connection], None]
 
 
 def _add_columns(conn: Connection, table: sa.Table, names: list[str]) -> None:
-    for name in names:
+    """Add the table's columns named, skipping those it has (an earlier step created it as it is now)."""
+    existing = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+    for name in [n for n in names if n not in existing]:
         column = table.c[name]
         kind = column.type.compile(dialect=conn.dialect)
         conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
@@ -289,7 +331,17 @@ def _v2_responses_and_journeys(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Migration] = [_v2_responses_and_journeys]
+def _v3_conversations(conn: Connection) -> None:
+    """Conversations on the social channels, inbound triggers, provisional profiles."""
+    _add_columns(conn, customers, ["provisional_since"])
+    _add_columns(conn, deliveries, ["conversation_id"])
+    _add_columns(conn, inbound_messages, ["conversation_id", "triggers_done_at"])
+    conversations.create(conn, checkfirst=True)
+    for index in (ix_conversations_open, ix_conversations_customer):
+        index.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Migration] = [_v2_responses_and_journeys, _v3_conversations]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 

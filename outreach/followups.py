@@ -19,6 +19,7 @@ from outreach.config import Settings
 from outreach.db import campaign_runs, consents, customers, deliveries
 from outreach.errors import InputError
 from outreach.fields import ADDRESS_FIELDS, AttributeType
+from outreach.inbound_triggers import REPLY, reply_channel
 from outreach.planner import CampaignPlan, plan_campaign
 from outreach.profiles import attribute_catalog
 from outreach.queueing import Transport
@@ -89,6 +90,11 @@ def plan_due_followups(
     for occurrence in occurrences:
         for index in followups:
             step = steps[index]
+            if step.channel == REPLY:  # a trigger campaign's follow-up answers on the channel the customer used
+                channel = reply_channel(engine, occurrence)
+                if channel is None:
+                    continue
+                step = step.model_copy(update={"channel": channel})
             only_if = _only_if(loaded, step, catalog, engine.dialect.name, today or now.date())
 
             def audience(

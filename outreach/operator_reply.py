@@ -1,5 +1,6 @@
 """An operator's reply to one customer (`outreach reply`): a service message through the same ledger, workers,
-retries and reports as every other message, on the timeline with who wrote it and in the audit log.
+retries and reports as every other message, on the timeline with who wrote it and in the audit log. It
+answers the customer's open conversation (see `conversations`): they are no longer waiting.
 
 A reply on WhatsApp or WeChat goes only inside the platform's window after the customer's last message; a
 customer who revoked service messages on that channel is not written to; an unusable address is refused.
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from outreach import audit
+from outreach.conversations import note_reply, open_conversation_id
 from outreach.db import deliveries, insert_returning, utcnow
 from outreach.errors import InputError, OutreachError
 from outreach.fields import ADDRESS_FIELDS
@@ -91,6 +93,9 @@ def send_reply(
                 )
             ],
         )
+        conversation_id = open_conversation_id(conn, customer_id)
+        if conversation_id is not None:  # it answers what the customer is waiting for, on whichever channel
+            note_reply(conn, conversation_id, delivery_id, now, by_operator=True)
         audit.record(conn, actor, "reply", target=customer_id, rows=1, detail={"channel": channel}, at=now)
     if transport is not None:
         transport.enqueue([delivery_id])

@@ -40,6 +40,7 @@ from outreach.fields import ADDRESS_FIELDS
 from outreach.ledger import Status
 from outreach.messages import Composed, StepComposer
 from outreach.profiles import add_events, attribute_catalog, consent_block_reason, consent_map, event_row
+from outreach.provisional import is_provisional
 from outreach.queueing import Transport, enqueue_when_due
 from outreach.quiet_hours import SendingHours, sending_hours
 from outreach.rendering import MissingData, RenderError
@@ -128,13 +129,21 @@ def plan_campaign(
     due); `scheduled_for` is the scheduled time of an occurrence the scheduler fired."""
     check_occurrence(occurrence)
     campaign = loaded.campaign
+    if campaign.trigger is not None and audience is None:
+        raise InputError.single(
+            str(loaded.path),
+            f"campaign {campaign.id} answers customers' messages (`trigger: inbound`): `outreach serve` runs it "
+            "when a message matches, it is not run by hand",
+        )
     today = today or utcnow().date()
     with engine.connect() as conn:
         catalog = attribute_catalog(conn)
     try:
-        where = compile_segment(campaign.segment or "True", catalog, engine.dialect.name, today)
+        segment = compile_segment(campaign.segment or "True", catalog, engine.dialect.name, today)
     except SegmentError as exc:
         raise InputError.single(str(loaded.path), f"segment: {exc.message}") from None
+    # Provisional profiles (strangers who wrote to us) get replies, never campaigns.
+    where = sa.and_(segment, ~is_provisional())
     key = signing_key(engine, settings)
     plan = CampaignPlan(campaign.id, occurrence, dry_run)
     cap = campaign_cap(

@@ -10,7 +10,11 @@ address (phone in E.164, email case-insensitively). The text is read in this ord
 2. an answer to the customer's open survey question (see `answers`);
 3. an opt-in keyword (START, UNSTOP, YES) restores consent that an opt-out revoked (never grants consent the
    customer did not give before), and HELP gets the help text;
-4. anything else is a reply to the latest message we sent them on that channel.
+4. anything else is a reply to the latest message we sent them on that channel, and opens or extends the
+   customer's conversation (see `conversations`), where inbound triggers and operators answer it.
+
+A message on SMS, WhatsApp or WeChat from an address no customer has gets a provisional profile (see
+`provisional`), so it is kept, answered and honoured (an opt-out from a stranger still counts) like anyone's.
 """
 
 from __future__ import annotations
@@ -26,10 +30,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from outreach.answers import ANSWERED_STATES, Question, mark_replied, open_question, record_answer
 from outreach.config import Settings
+from outreach.conversations import note_inbound
 from outreach.db import customers, deliveries, inbound_messages, insert_returning, utcnow
 from outreach.durations import parse_duration
 from outreach.messages import by_locale
 from outreach.profiles import add_events, consent_status, event_row, set_consent
+from outreach.provisional import CHANNELS as PROVISIONAL_CHANNELS
+from outreach.provisional import provisional_customer
 from outreach.replies import Keyword, keyword, normalize
 
 # Channels where a one-word message is a keyword; in an email a lone "stop" is too ambiguous to act on.
@@ -64,6 +71,9 @@ class Filed:
     read_as: ReadAs
     duplicate: bool
     customer_ids: list[str] = field(default_factory=list)
+    # The stored message (None for a duplicate), and the conversations it opened or extended (replies only).
+    inbound_id: int | None = None
+    conversation_ids: dict[str, int] = field(default_factory=dict)
     # Text to answer in the customer's thread (TwiML), if any.
     reply_text: str | None = None
 
@@ -77,6 +87,9 @@ def file_in(conn: Connection, message: InboundMessage, settings: Settings) -> Fi
     now = message.received_at or utcnow()
     text = message.body[:MAX_TEXT]
     matched = _customers(conn, message)
+    if not matched and message.channel in PROVISIONAL_CHANNELS:
+        address = message.from_address.strip()
+        matched = [{"id": provisional_customer(conn, message.channel, address, now), "locale": None}]
     word = keyword(text) if message.channel in KEYWORD_CHANNELS else None
     questions: dict[str, tuple[Question, int | str]] = {}
     if word is not Keyword.OPT_OUT:
@@ -111,8 +124,16 @@ def file_in(conn: Connection, message: InboundMessage, settings: Settings) -> Fi
     if not inserted:
         filed.duplicate = True
         return filed
+    filed.inbound_id = int(inserted[0][0])
     for customer in matched:
         _apply(conn, message, customer["id"], read_as, text, questions.get(customer["id"]), answered, now)
+    if read_as is ReadAs.REPLY:
+        idle = parse_duration(settings.conversation_idle)
+        # the message row names the first customer's conversation; each matched customer has their own
+        for customer in reversed(matched):
+            filed.conversation_ids[customer["id"]] = note_inbound(
+                conn, customer["id"], filed.inbound_id, message.channel, now, idle
+            )
     return filed
 
 

@@ -13,23 +13,23 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from outreach.campaign_control import inactive_campaigns
+from outreach.campaign_folder import CampaignFolder
 from outreach.campaign_model import Schedule
-from outreach.campaigns import LoadedCampaign, find_campaign_files, load_campaign
+from outreach.campaigns import LoadedCampaign
 from outreach.config import Settings
 from outreach.db import campaign_runs, insert_ignoring_duplicates, schedules, utcnow
 from outreach.deferred import release_due
 from outreach.durations import parse_duration
-from outreach.errors import InputError
+from outreach.escalation import escalate_due
 from outreach.followups import plan_due_followups, plan_send_time_fallbacks
+from outreach.inbound_triggers import answer_pending
 from outreach.occurrences import due, occurrence_label, spec
 from outreach.planner import plan_campaign
-from outreach.profiles import attribute_catalog
 from outreach.queueing import Transport
 from outreach.sweep import SweepReport, scheduled_sweep
 
@@ -43,13 +43,9 @@ class TickReport:
     followups: int = 0  # rows planned
     fallbacks: int = 0  # rows planned on a fallback channel after the primary failed for good
     released: int = 0
+    answered: int = 0  # auto-replies planned for messages the server's triggers did not get to
+    escalated: int = 0  # conversations escalated to the service desk
     swept: SweepReport | None = None  # the sweep, on the ticks it ran (once a minute)
-
-
-@dataclass
-class _Watched:
-    loaded: LoadedCampaign
-    stamp: tuple[float, int]
 
 
 class SchedulerCore:
@@ -57,42 +53,11 @@ class SchedulerCore:
         self.engine = engine
         self.settings = settings
         self.transport = transport
-        self.campaigns: dict[Path, _Watched] = {}
-        self.failed: dict[Path, tuple[float, int]] = {}
+        self.folder = CampaignFolder(engine, settings)
         self.last_sweep: datetime | None = None
 
-    # --- campaign files --------------------------------------------------------------------------------------
-
     def reload(self) -> None:
-        """Pick up new and changed campaign files; a file that no longer validates keeps its last good
-        version (and says why, once per change); a removed file stops its campaign."""
-        folder = self.settings.campaigns_dir
-        paths = set(find_campaign_files([folder])) if folder.exists() else set()
-        for gone in set(self.campaigns) - paths:
-            log.info("campaign file %s removed: %s no longer scheduled", gone, self.campaigns.pop(gone).loaded.id)
-        catalog = None
-        for path in sorted(paths):
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            stamp = (stat.st_mtime, stat.st_size)
-            known = self.campaigns.get(path)
-            if (known is not None and known.stamp == stamp) or self.failed.get(path) == stamp:
-                continue
-            if catalog is None:
-                with self.engine.connect() as conn:
-                    catalog = attribute_catalog(conn)
-            try:
-                loaded = load_campaign(path, self.settings, catalog or None)
-            except InputError as exc:
-                self.failed[path] = stamp
-                keeping = f"; keeping the version loaded before ({known.loaded.id})" if known else ""
-                log.error("%s does not validate%s:\n%s", path, keeping, "\n".join(map(str, exc.problems)))
-                continue
-            self.failed.pop(path, None)
-            self.campaigns[path] = _Watched(loaded, stamp)
-            log.info("%s campaign %s from %s", "reloaded" if known else "loaded", loaded.id, path)
+        self.folder.reload()
 
     # --- one tick --------------------------------------------------------------------------------------------
 
@@ -101,8 +66,7 @@ class SchedulerCore:
         report = TickReport()
         self.reload()
         cancelled = inactive_campaigns(self.engine)
-        for watched in list(self.campaigns.values()):
-            loaded = watched.loaded
+        for loaded in self.folder.loaded():
             if loaded.id in cancelled:
                 continue
             try:
@@ -114,6 +78,8 @@ class SchedulerCore:
                     report.fallbacks += len(plan.row_ids)
             except Exception:  # one campaign's trouble must not stop the others
                 log.exception("campaign %s: tick failed; trying again next tick", loaded.id)
+        report.answered = answer_pending(self.engine, self.folder.loaded(), self.settings, self.transport, now)
+        report.escalated = len(escalate_due(self.engine, self.settings, self.transport, now))
         report.released = (
             release_due(self.engine, self.transport, now, self.settings.batch_size) if self.transport else 0
         )
@@ -230,10 +196,19 @@ _guarded: object = None
 def tick_job() -> None:
     assert _core is not None
     report = _core.tick()
-    if report.fired or report.missed or report.followups or report.fallbacks or report.released:
+    if (
+        report.fired
+        or report.missed
+        or report.followups
+        or report.fallbacks
+        or report.released
+        or (report.answered or report.escalated)
+    ):
         log.info(
-            "tick: fired %s, missed %s, follow-up rows %d, fallback rows %d, deferred rows released %d",
+            "tick: fired %s, missed %s, follow-up rows %d, fallback rows %d, deferred rows released %d, "
+            "late auto-replies %d, conversations escalated %d",
             report.fired, report.missed, report.followups, report.fallbacks, report.released,
+            report.answered, report.escalated,
         )  # fmt: skip
 
 

@@ -70,7 +70,7 @@ def test_a_follow_up_waits_its_delay_and_honours_unless_and_only_if(
         """,
     )
     core.reload()
-    [loaded] = [w.loaded for w in core.campaigns.values()]
+    [loaded] = core.folder.loaded()
     from outreach.planner import plan_campaign
 
     plan_campaign(p.engine, loaded, p.settings, "cohort-1", dry_run=False, transport=p.handle.transport)
@@ -112,7 +112,7 @@ def test_a_permanent_failure_falls_back_to_the_other_channel(
         """,
     )
     core.reload()
-    [loaded] = [w.loaded for w in core.campaigns.values()]
+    [loaded] = core.folder.loaded()
     from outreach.planner import plan_campaign
 
     plan_campaign(p.engine, loaded, p.settings, dry_run=False, transport=p.handle.transport)

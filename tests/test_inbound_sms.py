@@ -212,16 +212,36 @@ def test_unreadable_or_late_answers_are_kept_as_replies(
     assert "survey.answered" not in event_kinds(p, "c1")
 
 
-def test_a_message_from_an_unknown_number_is_kept_without_a_profile(
+def test_a_message_from_an_unknown_number_gets_a_provisional_profile_and_no_campaigns(
     pipeline: Pipeline, web: WebServer, twilio_server: Any
 ) -> None:
     p = pipeline
     p.import_csv(CUSTOMERS)
     reply = text_of(p, web, twilio_server, "+14155559999", "who is this?")
     assert list(reply.iter("Message")) == []
+    text_of(p, web, twilio_server, "+14155559999", "STOP")
     with p.engine.connect() as conn:
-        [row] = conn.execute(sa.select(inbound_messages)).mappings().all()
-    assert row["customer_id"] is None and row["body"] == "who is this?" and row["kind"] == "reply"
+        rows = conn.execute(sa.select(inbound_messages).order_by(inbound_messages.c.id)).mappings().all()
+        stranger = rows[0]["customer_id"]
+        profile = get_customer(conn, stranger)
+        consents = {(r["channel"], r["purpose"]): r["status"] for r in customer_consents(conn, stranger)}
+    assert stranger.startswith("provisional-sms-") and rows[1]["customer_id"] == stranger
+    assert [(r["body"], r["kind"]) for r in rows] == [("who is this?", "reply"), ("STOP", "opt_out")]
+    assert profile is not None and profile["phone"] == "+14155559999" and profile["provisional_since"] is not None
+    assert consents == {("sms", "marketing"): "revoked"}  # a stranger's no is kept too
+    everyone = p.campaign(
+        """
+        id: notice
+        name: Notice to everyone
+        purpose: service
+        steps:
+          - id: one
+            channel: sms
+            content: {sms: "Branch hours change"}
+        """
+    )
+    plan = p.plan(everyone)
+    assert plan.steps[0].audience == 3  # the three imported customers, not the stranger
 
 
 def test_unsigned_or_oversized_inbound_messages_change_nothing(

@@ -7,6 +7,7 @@ import typer
 from outreach.cli import (
     campaigns,
     control,
+    conversations,
     customers,
     deliveries,
     failures,
@@ -18,7 +19,7 @@ from outreach.cli import (
 )
 
 app = typer.Typer(
-    help="Omnichannel outreach: campaigns in YAML, a delivery ledger, SMS and email through workers.",
+    help="Omnichannel outreach: campaigns in YAML, a delivery ledger, SMS, email, WhatsApp and WeChat through workers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -28,6 +29,7 @@ app.add_typer(inbound.app, name="inbound")
 app.add_typer(failures.app, name="failures")
 app.add_typer(deliveries.app, name="deliveries")
 app.add_typer(control.audit_app, name="audit")
+app.add_typer(conversations.app, name="conversations")
 failures.app.command("replay")(replay_cmd.replay)
 campaigns.app.command("pause")(control.pause)
 campaigns.app.command("resume")(control.resume)

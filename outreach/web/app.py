@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from outreach.campaign_folder import CampaignFolder
 from outreach.config import Settings, load_settings
 from outreach.db import open_store
+from outreach.errors import InputError
 from outreach.group_commit import GroupCommitter
+from outreach.queueing import Transport
 from outreach.status_reports import apply_status_reports
 from outreach.unsubscribe import signing_key
 from outreach.web.bodies import BadRequest
@@ -51,7 +55,11 @@ async def bad_request(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(exc.message + "\n", status_code=exc.status)
 
 
-def create_app(settings: Settings) -> Starlette:
+# Given the app's engine: the transport to the workers (None: none reachable) and how to close it.
+TransportFactory = Callable[[Engine], tuple[Transport | None, Callable[[], None]]]
+
+
+def create_app(settings: Settings, transport_factory: TransportFactory | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # As many connections as the threadpool has threads (Starlette runs blocking work on 40), so that
@@ -59,11 +67,14 @@ def create_app(settings: Settings) -> Starlette:
         engine = open_store(settings.database_url, pool_size=20, max_overflow=20)
         committer = GroupCommitter(partial(apply_status_reports, engine))
         await committer.start()
-        app.state.outreach = AppState(settings, engine, signing_key(engine, settings), committer)
+        transport, close_transport = (transport_factory or _no_transport)(engine)
+        campaigns = CampaignFolder(engine, settings)
+        app.state.outreach = AppState(settings, engine, signing_key(engine, settings), committer, campaigns, transport)
         try:
             yield
         finally:
             await committer.stop()
+            close_transport()
             engine.dispose()
 
     routes = [
@@ -76,6 +87,31 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={BadRequest: bad_request})
 
 
+def _no_transport(engine: Engine) -> tuple[Transport | None, Callable[[], None]]:
+    return None, lambda: None
+
+
+def broker_transport(settings: Settings) -> TransportFactory:
+    """The broker of OUTREACH_BROKER_URL, for the auto-replies of inbound triggers. With the in-process broker
+    (stub://) this server delivers them itself; if the providers are not configured, answers are planned
+    and wait in the ledger (`outreach sweep` enqueues them once the workers can send)."""
+
+    def open_broker(engine: Engine) -> tuple[Transport | None, Callable[[], None]]:
+        from workers.broker import setup
+
+        try:
+            handle = setup(settings, engine)
+        except InputError as exc:
+            log.warning("auto-replies will wait in the ledger: the workers cannot be reached (%s)", exc)
+            return None, lambda: None
+        if handle.in_process:
+            handle.start_worker()
+        return handle.transport, handle.close
+
+    return open_broker
+
+
 def app_from_environment() -> Starlette:
     """The app as `outreach serve` runs it (an import string, so uvicorn can start several workers)."""
-    return create_app(load_settings())
+    settings = load_settings()
+    return create_app(settings, broker_transport(settings))

@@ -1,14 +1,23 @@
-"""What the web app holds for its lifetime: settings, the store, the unsubscribe key, the group committer."""
+"""What the web app holds for its lifetime: settings, the store, the unsubscribe key, the group committer, the
+campaign folder (inbound triggers) and the transport to the workers."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from outreach.campaign_folder import CampaignFolder
 from outreach.config import Settings
 from outreach.group_commit import GroupCommitter
+from outreach.inbound_triggers import answer_inbound
+from outreach.queueing import Transport
 from outreach.status_reports import ReportOutcome, StatusReport
+
+log = logging.getLogger(__name__)
+# How often a request may look at the campaign folder for changed files (seconds).
+CAMPAIGNS_RELOAD_S = 2.0
 
 
 @dataclass
@@ -17,3 +26,16 @@ class AppState:
     engine: Engine
     signing_key: bytes
     status_reports: GroupCommitter[StatusReport, ReportOutcome]
+    campaigns: CampaignFolder
+    # None when the workers cannot be reached from here: answers wait in the ledger for the sweep.
+    transport: Transport | None
+
+    def answer(self, inbound_id: int) -> list[int]:
+        """Run the inbound triggers on a message just filed (see `inbound_triggers`); never raises: a message
+        whose triggers failed here is answered by the scheduler's sweep."""
+        try:
+            self.campaigns.reload_every(CAMPAIGNS_RELOAD_S)
+            return answer_inbound(self.engine, self.campaigns.loaded(), inbound_id, self.settings, self.transport)
+        except Exception:
+            log.exception("inbound message %s: triggers failed; the scheduler's sweep will try again", inbound_id)
+            return []

@@ -83,6 +83,8 @@ async def inbound_message(request: Request) -> Response:
         body=form.get("Body", ""),
     )
     filed = await run_in_threadpool(file_inbound, state.engine, message, state.settings)
+    if filed.inbound_id is not None:
+        await run_in_threadpool(state.answer, filed.inbound_id)
     twiml: Any = MessagingResponse()
     if filed.reply_text and not filed.duplicate:
         twiml.message(filed.reply_text)

@@ -74,7 +74,9 @@ async def wechat(request: Request) -> Response:
         message = InboundMessage(
             "wechat", message_id, sender, push.get("Content", ""), to_address=push.get("ToUserName")
         )
-        await run_in_threadpool(file_inbound, state.engine, message, state.settings)
+        filed = await run_in_threadpool(file_inbound, state.engine, message, state.settings)
+        if filed.inbound_id is not None:
+            await run_in_threadpool(state.answer, filed.inbound_id)
     elif kind == "event" and push.get("Event", "").lower() in ("subscribe", "unsubscribe"):
         following = push["Event"].lower() == "subscribe"
         await run_in_threadpool(_follow, state.engine, sender, following)
