@@ -130,12 +130,19 @@ def twilio_server() -> Iterator[Any]:
 
 
 @pytest.fixture
+def pipeline_overrides() -> dict[str, Any]:
+    """Settings a test module adds to its pipeline's (override this fixture in the module)."""
+    return {}
+
+
+@pytest.fixture
 def pipeline(
     store_url: str,
     make_settings: Callable[..., Settings],
     smtp_server: SmtpServer,
     twilio_server: Any,
     tmp_path: Path,
+    pipeline_overrides: dict[str, Any],
 ) -> Iterator[Any]:
     """The engine wired to a real SMTP server and the Twilio-like server, in-process broker, on both stores."""
     from tests.pipeline import Pipeline
@@ -150,6 +157,7 @@ def pipeline(
         sms_from="+15005550006",
         list_columns=("products",),
         public_url=f"http://127.0.0.1:{free_port()}",
+        **pipeline_overrides,
     )
     engine = open_store(store_url)
     handle = setup(settings, engine)

@@ -4,20 +4,17 @@ whatever the customer's consent."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from outreach.config import Settings
-from outreach.db import deliveries, insert_returning, open_store, shift_clock, utcnow
+from outreach.db import deliveries, insert_returning, shift_clock, utcnow
 from outreach.ledger import INTERNAL, Status
 from outreach.profiles import set_consent
 from outreach.responses import InboundMessage, file_inbound
 from tests.pipeline import Pipeline
-from tests.services import free_port
 from tests.smtp_server import SmtpServer
 
 ANSWER = """
@@ -33,33 +30,9 @@ ANSWER = """
 
 
 @pytest.fixture
-def social(
-    store_url: str,
-    make_settings: Callable[..., Settings],
-    smtp_server: SmtpServer,
-    twilio_server: Any,
-    tmp_path: Path,
-) -> Iterator[Pipeline]:
-    """The pipeline of conftest with a WhatsApp sender, so that WhatsApp goes to the Twilio-like server."""
-    from workers.broker import setup
-
-    settings = make_settings(
-        store_url,
-        smtp_url=smtp_server.url,
-        twilio_account_sid=twilio_server.account_sid,
-        twilio_auth_token=twilio_server.auth_token,
-        twilio_api_base=twilio_server.base_url,
-        sms_from="+15005550006",
-        whatsapp_from="+15005550007",
-        public_url=f"http://127.0.0.1:{free_port()}",
-    )
-    engine = open_store(store_url)
-    handle = setup(settings, engine)
-    folder = tmp_path / "work"
-    folder.mkdir()
-    yield Pipeline(settings, engine, handle, folder)
-    handle.close()
-    engine.dispose()
+def pipeline_overrides() -> dict[str, Any]:
+    """A WhatsApp sender, so that WhatsApp goes to the Twilio-like server."""
+    return {"whatsapp_from": "+15005550007"}
 
 
 @pytest.fixture
@@ -74,9 +47,9 @@ def later(delta: timedelta) -> None:
 
 
 def test_a_row_whose_window_closed_while_it_waited_is_not_sent(
-    social: Pipeline, twilio_server: Any, clock: None
+    pipeline: Pipeline, twilio_server: Any, clock: None
 ) -> None:
-    p = social
+    p = pipeline
     p.import_csv(
         """
         id,name,whatsapp,country,consent_whatsapp

@@ -10,19 +10,25 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from outreach.config import Settings
+from outreach.queueing import Transport
 from outreach.web.app import create_app
 
 
 class WebServer:
-    """Serves `create_app(settings)` on the host and port of `settings.public_url`."""
+    """Serves `create_app(settings)` on the host and port of `settings.public_url`; auto-replies of inbound
+    triggers go to `transport` (the test's in-process broker), or wait in the ledger without one."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, transport: Transport | None = None) -> None:
         url = urlsplit(settings.public_url)
         assert url.hostname and url.port, settings.public_url
         self.settings = settings
         self.base_url = settings.public_url.rstrip("/")
         config = uvicorn.Config(
-            create_app(settings), host=url.hostname, port=url.port, log_level="warning", lifespan="on"
+            create_app(settings, (lambda _engine: (transport, lambda: None)) if transport else None),
+            host=url.hostname,
+            port=url.port,
+            log_level="warning",
+            lifespan="on",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="web-server", daemon=True)
