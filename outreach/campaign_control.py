@@ -81,9 +81,7 @@ def cancel(engine: Engine, campaign_id: str, actor: str, reason: str | None) -> 
     d = deliveries.c
     total = 0
     with engine.begin() as conn:
-        conn.execute(
-            campaigns.update().where(campaigns.c.id == campaign_id).values(state="cancelled", updated_at=now)
-        )
+        conn.execute(campaigns.update().where(campaigns.c.id == campaign_id).values(state="cancelled", updated_at=now))
         while True:
             rows = conn.execute(
                 sa.select(d.id, d.customer_id, d.channel)
