@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from outreach.config import Settings
 from outreach.contacts import ADDRESS_COLUMNS, check_core_fields, normalize_address
-from outreach.db import attribute_types
+from outreach.db import attribute_types, utcnow
 from outreach.errors import InputError, Problem
 from outreach.fields import (
     ATTRIBUTE_NAME,
@@ -35,6 +35,7 @@ from outreach.fields import (
 )
 from outreach.profile_upsert import CustomerRecord, ImportSummary, write_chunk
 from outreach.profiles import IMPORT_SOURCE_PREFIX, attribute_catalog
+from outreach.provisional import adopt_provisional
 
 CHUNK = 1000
 _YES = {"yes", "y", "true", "1"}
@@ -95,6 +96,7 @@ def import_customers(
                 chunk = []
         if chunk:
             write_chunk(conn, chunk, source, summary)
+        summary.adopted = adopt_provisional(conn, utcnow())
     return summary
 
 

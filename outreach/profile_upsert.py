@@ -29,6 +29,8 @@ class ImportSummary:
     consents_kept_revoked: int = 0
     invalid_contacts: list[Problem] = field(default_factory=list)
     new_attributes: dict[str, AttributeType] = field(default_factory=dict)
+    # (provisional profile, customer) pairs: strangers who wrote to us, now known by an imported address.
+    adopted: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass

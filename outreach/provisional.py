@@ -11,16 +11,23 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from outreach.conversations import close, open_conversation_id
 from outreach.db import (
+    consents,
+    conversations,
     customers,
+    deliveries,
+    events,
+    inbound_messages,
     insert_ignoring_duplicates,
 )
 from outreach.fields import ADDRESS_FIELDS
-from outreach.profiles import add_events, event_row
+from outreach.profiles import add_events, event_row, set_consent
 
 CHANNELS = frozenset({"sms", "whatsapp", "wechat"})
 PREFIX = "provisional-"
@@ -48,3 +55,60 @@ def provisional_customer(conn: Connection, channel: str, address: str, now: date
 
 def is_provisional() -> sa.ColumnElement[bool]:
     return customers.c.provisional_since.is_not(None)
+
+
+def adopt_provisional(conn: Connection, now: datetime) -> list[tuple[str, str]]:
+    """Provisional profiles whose address an imported customer now has become that customer's: their
+    messages, conversations, ledger rows, timeline and tags move over, and the provisional profile goes.
+    Consents: an opt-out the stranger made is kept (saying no wins over a grant in the file); a consent the
+    customer's profile lacks is taken from the provisional one. Returns (provisional id, customer id) pairs."""
+    p, r = customers.alias("p"), customers.alias("r")
+    pairs: dict[str, str] = {}
+    for channel in sorted(CHANNELS):
+        column = ADDRESS_FIELDS[channel][0]
+        same = p.c[column] == r.c[column]
+        if channel == "whatsapp":  # a customer's phone number is their WhatsApp number unless they gave one
+            same = sa.or_(same, sa.and_(r.c.whatsapp.is_(None), r.c.phone == p.c.whatsapp))
+        found = conn.execute(
+            sa.select(p.c.id, sa.func.min(r.c.id))
+            .where(p.c.provisional_since.is_not(None), r.c.provisional_since.is_(None), p.c[column].is_not(None), same)
+            .group_by(p.c.id)
+        )
+        for provisional, customer in found:
+            pairs.setdefault(provisional, customer)
+    for provisional, customer in sorted(pairs.items()):
+        _adopt(conn, provisional, customer, now)
+    return sorted(pairs.items())
+
+
+def _adopt(conn: Connection, provisional: str, customer: str, now: datetime) -> None:
+    def consents_of(customer_id: str) -> dict[tuple[str, str], Any]:
+        rows = conn.execute(sa.select(consents).where(consents.c.customer_id == customer_id))
+        return {(row.channel, row.purpose): row for row in rows}
+
+    ours = consents_of(customer)
+    for key, row in consents_of(provisional).items():
+        if key not in ours or (row.status == "revoked" and ours[key].status != "revoked"):
+            set_consent(conn, customer, key[0], key[1], row.status, f"{row.source} (as {provisional})", at=now)
+    conn.execute(consents.delete().where(consents.c.customer_id == provisional))
+    theirs_open = open_conversation_id(conn, provisional)
+    if theirs_open is not None and open_conversation_id(conn, customer) is not None:
+        close(conn, theirs_open, "merged: the customer has an open conversation", now)
+    for table in (inbound_messages, deliveries, events, conversations):
+        conn.execute(table.update().where(table.c.customer_id == provisional).values(customer_id=customer))
+    _merge_tags(conn, provisional, customer, now)
+    conn.execute(customers.delete().where(customers.c.id == provisional))
+    add_events(conn, [event_row(customer, "profile.adopted", {"provisional": provisional}, at=now)])
+
+
+def _merge_tags(conn: Connection, provisional: str, customer: str, now: datetime) -> None:
+    def attributes_of(customer_id: str) -> dict[str, Any]:
+        query = sa.select(customers.c.attributes).where(customers.c.id == customer_id)
+        return dict(conn.execute(query).scalar() or {})
+
+    extra = attributes_of(provisional).get("tags") or []
+    attributes = attributes_of(customer)
+    tags = attributes.get("tags", [])
+    if extra and isinstance(tags, list):
+        attributes["tags"] = [*tags, *(t for t in extra if t not in tags)]
+        conn.execute(customers.update().where(customers.c.id == customer).values(attributes=attributes, updated_at=now))

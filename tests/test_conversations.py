@@ -17,11 +17,11 @@ import requests
 import sqlalchemy as sa
 
 from outreach.conversations import Filter, list_conversations
-from outreach.db import conversations, inbound_messages, shift_clock, utcnow
+from outreach.db import conversations, customers, inbound_messages, shift_clock, utcnow
 from outreach.escalation import escalate_due
 from outreach.inbound_triggers import answer_pending
 from outreach.operator_reply import send_reply
-from outreach.profiles import get_customer, timeline
+from outreach.profiles import customer_consents, get_customer, timeline
 from outreach.responses import InboundMessage, file_inbound
 from outreach.web.twilio_hooks import INBOUND_PATH
 from outreach.web.wechat_hooks import signature_for
@@ -235,3 +235,23 @@ def test_no_escalation_without_a_service_address_or_for_untagged_conversations(p
         conn.execute(conversations.update().values(tags=["complaint"]))
     assert escalate_due(p.engine, replace(p.settings, service_email=None), None, later) == []
     assert len(escalate_due(p.engine, p.settings, None, later)) == 1
+
+
+def test_importing_the_customer_adopts_what_they_sent_as_a_stranger(pipeline: Pipeline) -> None:
+    p = pipeline
+    number = "+14155550188"
+    file_inbound(p.engine, InboundMessage("whatsapp", "SMa1", number, "I complain about the fees"), p.settings)
+    file_inbound(p.engine, InboundMessage("sms", "SMa2", number, "STOP"), p.settings)
+    with p.engine.connect() as conn:
+        strangers = sorted(conn.execute(sa.select(customers.c.id)).scalars())
+    assert [s.rsplit("-", 1)[0] for s in strangers] == ["provisional-sms", "provisional-whatsapp"]
+
+    p.import_csv(f"id,name,phone,consent_sms\nc9,Carl,{number},yes\n")  # his WhatsApp number is his phone
+    with p.engine.connect() as conn:
+        assert list(conn.execute(sa.select(customers.c.id)).scalars()) == ["c9"]
+        owners = set(conn.execute(sa.select(inbound_messages.c.customer_id)).scalars())
+        consents = {(c["channel"], c["purpose"]): c["status"] for c in customer_consents(conn, "c9")}
+    assert owners == {"c9"}
+    assert consents[("sms", "marketing")] == "revoked"  # his STOP as a stranger outweighs the file's yes
+    assert the_conversation(p, "c9")["messages"] == 1
+    assert kinds(p, "c9").count("profile.adopted") == 2

@@ -45,6 +45,8 @@ def import_(
     if summary.new_attributes:
         listed = ", ".join(f"{k} ({v})" for k, v in sorted(summary.new_attributes.items()))
         console.print(f"new attributes: {listed}", highlight=False)
+    for provisional, customer in summary.adopted:
+        console.print(f"{provisional} (wrote to us before import) is now {customer}", highlight=False)
 
 
 @app.command()
