@@ -24,10 +24,9 @@ from outreach.fields import CORE_FIELDS, AttributeType
 from outreach.rendering import TemplateText, check_template
 from outreach.segment_syntax import SegmentError
 from outreach.segments import check_segment
+from outreach.template_files import EMAIL_PARTS, OPTIONAL_PARTS, candidate_files
 from outreach.yamlsource import Loc, YamlDocument, load_yaml, parse_yaml
 
-EMAIL_PARTS = ("subject", "text", "html")
-_FILE_SUFFIX = {"subject": "subject", "text": "txt", "html": "html"}
 _CRON_FIELDS = (("minute", "minute"), ("hour", "hour"), ("day", "day of month"), ("month", "month"))
 _CRON_WEEKDAY = ("day_of_week", "day of week")
 
@@ -376,20 +375,13 @@ class _Checker:
         return LocatedTemplateText(str(text), doc.path, line_start, html=html, locate_column=character)
 
     def _files(self, name: str, channel: str, loc: Loc) -> ChannelTemplates | None:
-        root = self.settings.templates_dir
-        wanted: dict[str, tuple[Path, ...]]
-        if channel == "email":
-            wanted = {part: (root / f"{name}.{_FILE_SUFFIX[part]}.j2",) for part in EMAIL_PARTS}
-        elif channel == "sms":
-            wanted = {"body": (root / f"{name}.sms.j2",)}
-        else:
-            wanted = {"body": (root / f"{name}.{channel}.j2", root / f"{name}.sms.j2")}
+        wanted = candidate_files(self.settings.templates_dir, name, channel)
         parts: dict[str, TemplateText] = {}
         missing = []
         for part, candidates in wanted.items():
             path = next((p for p in candidates if p.is_file()), None)
             if path is None:
-                if part != "html":
+                if part not in OPTIONAL_PARTS:
                     missing.append(str(candidates[0]) + "".join(f" (or {c})" for c in candidates[1:]))
                 continue
             try:

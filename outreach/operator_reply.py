@@ -9,11 +9,13 @@ customer who revoked service messages on that channel is not written to; an unus
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from outreach import audit
+from outreach.config import Settings
 from outreach.conversations import note_reply, open_conversation_id
 from outreach.db import deliveries, insert_returning, utcnow
 from outreach.errors import InputError, OutreachError
@@ -21,7 +23,17 @@ from outreach.fields import ADDRESS_FIELDS
 from outreach.ledger import Status
 from outreach.profiles import add_events, consent_block_reason, consent_status, event_row, get_customer
 from outreach.queueing import Transport
+from outreach.rendering import (
+    MissingData,
+    RenderError,
+    TemplateText,
+    check_template,
+    compile_template,
+    customer_context,
+    render,
+)
 from outreach.sms import sms_size
+from outreach.template_files import OPTIONAL_PARTS, candidate_files
 from outreach.windows import REPLY_WINDOWS, open_windows
 
 CAMPAIGN = "operator"  # the ledger's campaign id of operators' replies
@@ -35,6 +47,7 @@ def send_reply(
     text: str,
     actor: str,
     subject: str | None = None,
+    html: str | None = None,
 ) -> int:
     """Write the reply into the ledger and hand it to the workers; returns its delivery id."""
     if channel not in ADDRESS_FIELDS:
@@ -73,6 +86,7 @@ def send_reply(
             "address": address,
             "subject": (subject or "Re: your message") if channel == "email" else None,
             "body": text,
+            "html": html if channel == "email" else None,
             "sms_segments": sms_size(text).segments if channel == "sms" else None,
             "attempts": 0,
             "enqueued_at": now,
@@ -100,6 +114,47 @@ def send_reply(
     if transport is not None:
         transport.enqueue([delivery_id])
     return int(delivery_id)
+
+
+@dataclass(frozen=True)
+class ReplyText:
+    body: str
+    subject: str | None = None
+    html: str | None = None
+
+
+def reply_from_template(engine: Engine, settings: Settings, customer_id: str, channel: str, name: str) -> ReplyText:
+    """Render the template `name` (files under OUTREACH_TEMPLATES_DIR, as campaigns name them) for one
+    customer; a template that does not exist, does not parse or needs a value the customer lacks is refused."""
+    if channel not in ADDRESS_FIELDS:
+        raise InputError.single("--channel", f"{channel!r}: use {', '.join(ADDRESS_FIELDS)}")
+    with engine.connect() as conn:
+        customer = get_customer(conn, customer_id)
+    if customer is None:
+        raise InputError.single(customer_id, "no customer with this id")
+    context = customer_context(customer)
+    parts: dict[str, str] = {}
+    for part, candidates in candidate_files(settings.templates_dir, name, channel).items():
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None:
+            if part in OPTIONAL_PARTS:
+                continue
+            raise InputError.single("--template", f"{name}: {channel} needs the template file {candidates[0]}")
+        source = TemplateText(
+            path.read_text(encoding="utf-8"), str(path), lambda line: (line, None), html=part == "html"
+        )
+        problems = check_template(source, None)
+        if problems:
+            raise InputError(problems)
+        try:
+            parts[part] = render(compile_template(source), context)
+        except MissingData as exc:
+            raise OutreachError(f"{path}: {customer_id} lacks a value the template needs: {exc}") from None
+        except RenderError as exc:
+            raise OutreachError(f"{path}: {exc}") from None
+    if channel == "email":
+        return ReplyText(parts["text"], parts["subject"], parts.get("html"))
+    return ReplyText(parts["body"])
 
 
 def reply_status(engine: Engine, delivery_id: int) -> str:

@@ -18,7 +18,7 @@ from tests.pipeline import Pipeline
 OUTREACH = str(Path(sys.executable).with_name("outreach"))
 
 
-def reply(p: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
+def reply(p: Pipeline, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "OUTREACH_DATABASE_URL": p.settings.database_url,
@@ -28,6 +28,7 @@ def reply(p: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
         "OUTREACH_TWILIO_API_BASE": p.settings.twilio_api_base,
         "OUTREACH_SMS_FROM": p.settings.sms_from or "",
         "OUTREACH_WHATSAPP_FROM": "+15005550007",
+        **extra_env,
     }
     return subprocess.run([OUTREACH, "reply", *args], env=env, capture_output=True, text=True, timeout=60, check=False)
 
@@ -59,3 +60,37 @@ def test_operator_replies_go_through_the_ledger_inside_the_window(pipeline: Pipe
     assert len(p.rows(customer_id="o2")) == 1
     unknown = reply(p, "nobody", "Hi")
     assert unknown.returncode == 2 and unknown.stderr.startswith("nobody: no customer")
+
+
+def test_a_reply_from_a_template_is_rendered_for_the_customer(
+    pipeline: Pipeline, twilio_server: Any, smtp_server: Any
+) -> None:
+    p = pipeline
+    p.import_csv(
+        "id,name,phone,email,country,card_last4\no1,Ann,+14155550801,ann@example.com,US,4242\no2,Ben,+14155550802,,US,\n"
+    )
+    templates = p.settings.templates_dir
+    (templates / "desk").mkdir(parents=True)
+    (templates / "desk/card-ready.sms.j2").write_text("{{ name }}, your card ending {{ card_last4 }} is ready.\n")
+    (templates / "desk/card-ready.subject.j2").write_text("Your card is ready, {{ name }}\n")
+    (templates / "desk/card-ready.txt.j2").write_text("Dear {{ name }},\nyour card ending {{ card_last4 }} is ready.\n")
+    env = ["--template", "desk/card-ready"]
+    done = reply_in(p, templates, "o1", "--channel", "sms", *env)
+    assert done.returncode == 0, done.stderr
+    assert [m["body"] for m in twilio_server.sent_to("+14155550801")] == ["Ann, your card ending 4242 is ready."]
+    mailed = reply_in(p, templates, "o1", "--channel", "email", *env)
+    assert mailed.returncode == 0, mailed.stderr
+    [mail] = smtp_server.handler.to("ann@example.com")
+    assert mail.message["Subject"] == "Your card is ready, Ann"
+    assert "your card ending 4242 is ready." in mail.message.get_body(("plain",)).get_content()
+
+    lacking = reply_in(p, templates, "o2", "--channel", "sms", *env)  # Ben has no card_last4: nothing is sent
+    assert lacking.returncode == 1 and "card_last4" in lacking.stderr
+    assert reply_in(p, templates, "o1", "--template", "desk/none").returncode == 2
+    both = reply_in(p, templates, "o1", "text", *env)
+    assert both.returncode == 2 and "not both" in both.stderr
+    assert len(p.rows(customer_id="o2")) == 0 and len(p.rows(customer_id="o1")) == 2
+
+
+def reply_in(p: Pipeline, templates: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return reply(p, *args, OUTREACH_TEMPLATES_DIR=str(templates), OUTREACH_SMTP_URL=p.settings.smtp_url or "")

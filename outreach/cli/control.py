@@ -137,23 +137,34 @@ def audit_list(
 @reports_errors
 def reply(
     customer_id: Annotated[str, typer.Argument(metavar="CUSTOMER_ID")],
-    text: Annotated[str, typer.Argument(metavar="TEXT", help="The reply.")],
+    text: Annotated[str | None, typer.Argument(metavar="[TEXT]", help="The reply (or use --template).")] = None,
     channel: Annotated[str, typer.Option("--channel", help="sms, email, whatsapp or wechat.")] = "sms",
+    template: Annotated[
+        str | None, typer.Option("--template", help="A template under OUTREACH_TEMPLATES_DIR instead of TEXT.")
+    ] = None,
     subject: Annotated[str | None, typer.Option("--subject", help="Email subject.")] = None,
     by: By = None,
 ) -> None:
-    """Reply to one customer through the ledger and the workers (WhatsApp/WeChat only inside their window)."""
-    from outreach.operator_reply import reply_status, send_reply
+    """Reply to one customer through the ledger and the workers (WhatsApp/WeChat only inside their window).
+    It answers their open conversation."""
+    from outreach.operator_reply import reply_from_template, reply_status, send_reply
     from workers.broker import setup
 
+    if (text is None) == (template is None):
+        raise InputError.single("TEXT", "give the reply as TEXT or as --template NAME, not both")
     cfg = settings()
     engine = store(cfg)
+    html = None
+    if template is not None:
+        rendered = reply_from_template(engine, cfg, customer_id, channel, template)
+        text, subject, html = rendered.body, subject or rendered.subject, rendered.html
+    assert text is not None
     handle = setup(cfg, engine)
     if handle.in_process:
         handle.start_worker()
     try:
         delivery_id = send_reply(
-            engine, handle.transport, customer_id, channel, text, by or audit.default_actor(), subject
+            engine, handle.transport, customer_id, channel, text, by or audit.default_actor(), subject, html
         )
         if handle.in_process:
             handle.drain()
