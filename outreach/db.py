@@ -199,6 +199,14 @@ inbound_messages = sa.Table(
     sa.Index("ix_inbound_customer", "customer_id", "received_at"),
 )
 
+# The scheduler's sweep looks for messages whose inbound triggers have not run: few, and found by this index.
+ix_inbound_untriggered = sa.Index(
+    "ix_inbound_untriggered",
+    inbound_messages.c.received_at,
+    postgresql_where=inbound_messages.c.triggers_done_at.is_(None),
+    sqlite_where=inbound_messages.c.triggers_done_at.is_(None),
+)
+
 # A customer's exchange with the bank: opened by their message, extended by the next ones, answered by an
 # operator's reply, closed by an operator (or, idle, by their next message). One open conversation per
 # customer at a time.
@@ -336,8 +344,14 @@ def _v3_conversations(conn: Connection) -> None:
     _add_columns(conn, customers, ["provisional_since"])
     _add_columns(conn, deliveries, ["conversation_id"])
     _add_columns(conn, inbound_messages, ["conversation_id", "triggers_done_at"])
+    # Messages from before the upgrade are not answered by triggers that did not exist when they came.
+    conn.execute(
+        inbound_messages.update()
+        .where(inbound_messages.c.triggers_done_at.is_(None))
+        .values(triggers_done_at=inbound_messages.c.received_at)
+    )
     conversations.create(conn, checkfirst=True)
-    for index in (ix_conversations_open, ix_conversations_customer):
+    for index in (ix_conversations_open, ix_conversations_customer, ix_inbound_untriggered):
         index.create(conn, checkfirst=True)
 
 

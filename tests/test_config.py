@@ -68,5 +68,17 @@ def test_shipped_config_lists_real_settings_with_their_defaults() -> None:
             continue  # the shipped file names the demo's list column; the code default is none
         current = getattr(settings, key)
         assert (
-            dict(current) if isinstance(current, dict) else str(current) if isinstance(current, Path) else current
+            dict(current)
+            if isinstance(current, dict)
+            else str(current)
+            if isinstance(current, Path)
+            else list(current)
+            if isinstance(current, tuple)
+            else current
         ) == value, key
+
+
+def test_list_settings_from_the_environment(tmp_path: Path) -> None:
+    env = {"OUTREACH_CONFIG": str(tmp_path / "none.toml"), "OUTREACH_ESCALATE_TAGS": "complaint, fraud,"}
+    assert load_settings(env).escalate_tags == ("complaint", "fraud")
+    assert load_settings({**env, "OUTREACH_ESCALATE_TAGS": ""}).escalate_tags == ()
