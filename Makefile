@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-webhooks clean
+.PHONY: demo test lint bench bench-webhooks bench-auto-reply clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "outreach needs Python 3.11 or newer"'
@@ -27,6 +27,9 @@ bench: $(STAMP)
 
 bench-webhooks: $(STAMP)
 	$(BIN)/python -m bench.webhooks
+
+bench-auto-reply: $(STAMP)
+	$(BIN)/python -m bench.auto_reply
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
