@@ -17,10 +17,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from outreach.config import Settings
 from outreach.conversations import span_text, transcript
-from outreach.db import conversations, customers, deliveries, insert_returning
+from outreach.db import conversations, customers
 from outreach.durations import parse_duration
-from outreach.ledger import INTERNAL, Status
-from outreach.profiles import add_events, event_row
+from outreach.ledger import INTERNAL, queue_one
 from outreach.queueing import Transport
 
 CAMPAIGN = "escalation"
@@ -70,31 +69,13 @@ def _write_email(conn: Connection, conversation_id: int, settings: Settings, now
         "customer_id": customer_id,
         "channel": "email",
         "purpose": INTERNAL,
-        "status": Status.QUEUED,
         "address": settings.service_email,
         "subject": subject,
         "body": body,
         "conversation_id": conversation_id,
-        "attempts": 0,
-        "enqueued_at": now,
-        "created_at": now,
-        "updated_at": now,
     }
-    [(delivery_id,)] = insert_returning(conn, deliveries, [row], ("id",))
-    add_events(
-        conn,
-        [
-            event_row(
-                customer_id,
-                "conversation.escalated",
-                {"conversation": conversation_id, "to": settings.service_email, "waited": waited, "tags": tags},
-                at=now,
-                delivery_id=delivery_id,
-                campaign_id=CAMPAIGN,
-            )
-        ],
-    )
-    return int(delivery_id)
+    data = {"conversation": conversation_id, "to": settings.service_email, "waited": waited, "tags": tags}
+    return queue_one(conn, row, "conversation.escalated", data, now)
 
 
 def escalation_text(conn: Connection, conversation: dict[str, Any], who: str, waited: str) -> str:

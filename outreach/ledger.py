@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from outreach.caps import send_time_caps
 from outreach.channels.base import Outcome, SendResult
 from outreach.config import Settings
-from outreach.db import campaigns, customers, deliveries, utcnow
+from outreach.db import campaigns, customers, deliveries, insert_returning, utcnow
 from outreach.fields import ADDRESS_FIELDS
 from outreach.profiles import add_events, consent_block_reason, consent_map, event_row, set_consent
 from outreach.windows import REASON as WINDOW_CLOSED
@@ -63,6 +63,18 @@ class RetryPlan:
 
     def add(self, delay_ms: int, delivery_id: int) -> None:
         self.by_delay[delay_ms].append(delivery_id)
+
+
+def queue_one(conn: Connection, row: Mapping[str, Any], event: str, data: Mapping[str, Any], now: datetime) -> int:
+    """Write one message written by hand (an operator's reply, an escalation) as `queued`, with its event on
+    the customer's timeline; returns its id. `row` holds the message's own columns."""
+    full = {"status": Status.QUEUED, "attempts": 0, "enqueued_at": now, "created_at": now, "updated_at": now, **row}
+    [(delivery_id,)] = insert_returning(conn, deliveries, [full], ("id",))
+    add_events(
+        conn,
+        [event_row(full["customer_id"], event, data, at=now, delivery_id=delivery_id, campaign_id=full["campaign_id"])],
+    )
+    return int(delivery_id)
 
 
 def claim(engine: Engine, ids: Sequence[int]) -> list[dict[str, Any]]:

@@ -17,11 +17,11 @@ from sqlalchemy.engine import Engine
 from outreach import audit
 from outreach.config import Settings
 from outreach.conversations import note_reply, open_conversation_id
-from outreach.db import deliveries, insert_returning, utcnow
+from outreach.db import deliveries, utcnow
 from outreach.errors import InputError, OutreachError
 from outreach.fields import ADDRESS_FIELDS
-from outreach.ledger import Status
-from outreach.profiles import add_events, consent_block_reason, consent_status, event_row, get_customer
+from outreach.ledger import queue_one
+from outreach.profiles import consent_block_reason, consent_status, get_customer
 from outreach.queueing import Transport
 from outreach.rendering import (
     MissingData,
@@ -82,38 +82,21 @@ def send_reply(
             "customer_id": customer_id,
             "channel": channel,
             "purpose": "service",
-            "status": Status.QUEUED,
             "address": address,
             "subject": (subject or "Re: your message") if channel == "email" else None,
             "body": text,
             "html": html if channel == "email" else None,
             "sms_segments": sms_size(text).segments if channel == "sms" else None,
-            "attempts": 0,
-            "enqueued_at": now,
-            "created_at": now,
-            "updated_at": now,
         }
-        [(delivery_id,)] = insert_returning(conn, deliveries, [row], ("id",))
-        add_events(
-            conn,
-            [
-                event_row(
-                    customer_id,
-                    "delivery.planned",
-                    {"step": "reply", "channel": channel, "by": actor, "text": text},
-                    at=now,
-                    delivery_id=delivery_id,
-                    campaign_id=CAMPAIGN,
-                )
-            ],
-        )
+        data = {"step": "reply", "channel": channel, "by": actor, "text": text}
+        delivery_id = queue_one(conn, row, "delivery.planned", data, now)
         conversation_id = open_conversation_id(conn, customer_id)
         if conversation_id is not None:  # it answers what the customer is waiting for, on whichever channel
             note_reply(conn, conversation_id, delivery_id, now, by_operator=True)
         audit.record(conn, actor, "reply", target=customer_id, rows=1, detail={"channel": channel}, at=now)
     if transport is not None:
         transport.enqueue([delivery_id])
-    return int(delivery_id)
+    return delivery_id
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from outreach.config import Settings
-from outreach.db import make_engine, open_store
+from outreach.db import make_engine, open_store, shift_clock
 from tests.services import free_port, postgres_database, redis_server, unavailable
 from tests.smtp_server import SmtpServer
 
@@ -127,6 +128,13 @@ def twilio_server() -> Iterator[Any]:
 
     with TwilioServer() as server:
         yield server
+
+
+@pytest.fixture
+def clock() -> Iterator[None]:
+    """For a test that moves the engine's clock (`shift_clock`, `tests.pipeline.later`): set back after it."""
+    yield
+    shift_clock(timedelta(0))
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,16 @@ from sqlalchemy.engine import Engine
 
 from outreach.campaigns import LoadedCampaign, load_campaign
 from outreach.config import Settings
-from outreach.db import deliveries
+from outreach.db import deliveries, shift_clock, utcnow
 from outreach.importer import import_customers
 from outreach.planner import CampaignPlan, plan_campaign
 from outreach.profiles import attribute_catalog
 from workers.broker import BrokerHandle
+
+
+def later(delta: timedelta) -> None:
+    """Move the engine's clock forward by `delta` (with the `clock` fixture, which sets it back)."""
+    shift_clock(utcnow() + delta - datetime.now(UTC))
 
 
 @dataclass

@@ -84,12 +84,6 @@ def desk(pipeline: Pipeline) -> Iterator[WebServer]:
         yield server
 
 
-@pytest.fixture
-def clock() -> Iterator[None]:
-    yield
-    shift_clock(timedelta(0))
-
-
 def wechat_text(web: WebServer, openid: str, text: str, msg_id: str) -> requests.Response:
     params = {"timestamp": "1732838400", "nonce": "8271635"}
     params["signature"] = signature_for(TOKEN, params["timestamp"], params["nonce"])

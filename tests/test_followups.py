@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import pytest
-
-from outreach.db import deliveries, shift_clock, utcnow
+from outreach.db import deliveries
 from outreach.ledger import Status
 from outreach.scheduler import SchedulerCore
-from tests.pipeline import Pipeline
+from tests.pipeline import Pipeline, later
 from tests.smtp_server import SmtpServer
 
 CUSTOMERS = """
@@ -22,17 +19,6 @@ CUSTOMERS = """
     f2,Ben,+14155550502,US,ben@example.com,yes,yes,basic
     f3,Cao,+14155550503,US,cao@example.com,yes,yes,gold
 """
-
-
-@pytest.fixture
-def clock() -> Iterator[None]:
-    yield
-    shift_clock(timedelta(0))
-
-
-def later(delta: timedelta) -> None:
-    """Move the engine's clock forward by `delta`."""
-    shift_clock(utcnow() + delta - datetime.now(UTC))
 
 
 def core_for(p: Pipeline, campaign: str) -> SchedulerCore:

@@ -8,13 +8,10 @@ from __future__ import annotations
 import random
 import textwrap
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
-
-import pytest
 
 from outreach.db import shift_clock, utcnow
 from outreach.ledger import Status
@@ -60,12 +57,6 @@ WEEKLY = """
         content:
           email: {subject: "{{ name }}, one question", text: "Reply with a score from 0 to 10."}
 """
-
-
-@pytest.fixture
-def clock() -> Iterator[None]:
-    yield
-    shift_clock(timedelta(0))
 
 
 def quiet(moment: datetime, zone: str | None) -> bool:

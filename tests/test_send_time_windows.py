@@ -4,17 +4,16 @@ whatever the customer's consent."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from outreach.db import deliveries, insert_returning, shift_clock, utcnow
+from outreach.db import deliveries, insert_returning, utcnow
 from outreach.ledger import INTERNAL, Status
 from outreach.profiles import set_consent
 from outreach.responses import InboundMessage, file_inbound
-from tests.pipeline import Pipeline
+from tests.pipeline import Pipeline, later
 from tests.smtp_server import SmtpServer
 
 ANSWER = """
@@ -33,17 +32,6 @@ ANSWER = """
 def pipeline_overrides() -> dict[str, Any]:
     """A WhatsApp sender, so that WhatsApp goes to the Twilio-like server."""
     return {"whatsapp_from": "+15005550007"}
-
-
-@pytest.fixture
-def clock() -> Iterator[None]:
-    yield
-    shift_clock(timedelta(0))
-
-
-def later(delta: timedelta) -> None:
-    """Move the engine's clock forward by `delta`."""
-    shift_clock(utcnow() + delta - datetime.now(UTC))
 
 
 def test_a_row_whose_window_closed_while_it_waited_is_not_sent(
