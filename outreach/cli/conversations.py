@@ -49,7 +49,7 @@ def list_(
     )  # fmt: skip
     for row in rows:
         waiting = span_text(timedelta(seconds=row["waiting_s"])) if row["waiting_s"] is not None else "-"
-        status = row["status"] if row["status"] == "closed" or row["waiting_s"] is None else "waiting"
+        status = "closed" if row["status"] == "closed" else "waiting" if row["waiting_s"] is not None else "answered"
         table.add_row(
             str(row["id"]),
             escape(row["customer_id"]),
