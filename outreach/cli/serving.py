@@ -20,7 +20,9 @@ def serve(
         int, typer.Option(min=0, help="Seconds to finish requests in flight on SIGTERM / Ctrl-C.")
     ] = 10,
 ) -> None:
-    """Serve Twilio's webhooks (status callbacks, inbound SMS) and the unsubscribe pages.
+    """Serve Twilio's webhooks (status callbacks, inbound SMS and WhatsApp), WeChat's (/webhooks/wechat) and
+    the unsubscribe pages, and answer inbound messages with the `trigger: inbound` campaigns of
+    OUTREACH_CAMPAIGNS_DIR (through OUTREACH_BROKER_URL's workers).
 
     Point Twilio at OUTREACH_PUBLIC_URL + /webhooks/twilio/inbound (the number's messaging webhook); status
     callbacks are requested with every message sent. Several servers can run behind a load balancer.
