@@ -21,42 +21,48 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
-import platform
 import queue
 import re
 import secrets
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import jinja2
 import requests
 import sqlalchemy as sa
-import uvicorn
 from ruamel.yaml import YAML
 from sqlalchemy.engine import Engine
 
-from bench.pipeline import bench_database, database_description, log, remove_redis_keys, stop_workers
-from bench.webhooks import backend_cpu, free_port, server, tree_cpu
-from outreach.config import Settings, load_settings
-from outreach.db import deliveries, inbound_messages, open_store
+from bench import options
+from bench.cpu import CpuMeter, Spent
+from bench.processes import (
+    Running,
+    app_in_thread,
+    base_settings,
+    broker_settings,
+    free_port,
+    listen_args,
+    outreach_command,
+    outreach_workers,
+    server,
+)
+from bench.report import Latencies, Machine, log, per_second, problem_lines, publish
+from bench.stores import broker_namespace, empty_store
+from outreach.config import load_settings
+from outreach.db import deliveries, inbound_messages
 from outreach.importer import import_customers
 from outreach.ledger import open_count
-from outreach.web.app import broker_transport, create_app
 from outreach.web.wechat_hooks import PATH as WECHAT_PATH
 from outreach.web.wechat_hooks import signature_for
 from tests.wechat_server import WeChatServer, new_openid
@@ -115,29 +121,6 @@ class TimedWeChatServer(WeChatServer):
 # -- figures -----------------------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
-
-
-@dataclass
-class Latencies:
-    count: int
-    p50_ms: float
-    p95_ms: float
-    max_ms: float
-    mean_ms: float
-
-    @classmethod
-    def of(cls, seconds: list[float]) -> Latencies | None:
-        if not seconds:
-            return None
-        ms = [s * 1000 for s in seconds]
-        return cls(len(ms), percentile(ms, 50), percentile(ms, 95), max(ms), statistics.fmean(ms))
-
-
 @dataclass
 class Cpu:
     """CPU seconds during a phase: this process (client threads, the app's uvicorn thread in `--server thread`,
@@ -148,6 +131,10 @@ class Cpu:
     serve: float | None
     workers: float
     database: float | None
+
+    @classmethod
+    def of(cls, spent: Spent) -> Cpu:
+        return cls(spent.own, spent.trees["serve"], spent.trees["workers"] or 0.0, spent.database)
 
 
 @dataclass
@@ -160,16 +147,14 @@ class Phase:
 
     @property
     def rate(self) -> float:
-        return self.requests / self.seconds if self.seconds > 0 else 0.0
+        return per_second(self.requests, self.seconds)
 
 
 @dataclass
 class Figures:
-    cpus: int
-    python: str
+    machine: Machine
     store: str
     settings: dict[str, Any]
-    load_at_start: tuple[float, float, float]
     load_at_end: tuple[float, float, float] = (0.0, 0.0, 0.0)
     plain: Phase | None = None
     complaints: Phase | None = None
@@ -189,7 +174,7 @@ class Figures:
 
     @property
     def replies_per_second(self) -> float:
-        return self.replies / self.replies_seconds if self.replies_seconds > 0 else 0.0
+        return per_second(self.replies, self.replies_seconds)
 
     def as_dict(self) -> dict[str, Any]:
         def lat(x: Latencies | None) -> dict[str, float] | None:
@@ -209,10 +194,10 @@ class Figures:
 
         return {
             "machine": {
-                "cpus": self.cpus,
-                "python": self.python,
+                "cpus": self.machine.cpus,
+                "python": self.machine.python,
                 "store": self.store,
-                "load_average_at_start": self.load_at_start,
+                "load_average_at_start": self.machine.load_at_start,
                 "load_average_at_end": self.load_at_end,
             },
             "settings": self.settings,
@@ -338,57 +323,10 @@ def fire(base_url: str, pushes: list[Push], clients: int) -> list[Sent]:
     return sorted((s for r in results for s in r), key=lambda s: s.started)
 
 
-# -- processes ---------------------------------------------------------------------------------------------
+# -- waiting ---------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def app_in_thread(settings: Settings, port: int) -> Iterator[None]:
-    """`outreach serve`'s app under uvicorn in a thread of this process (as tests/web_server.py runs it)."""
-    config = uvicorn.Config(
-        create_app(settings, broker_transport(settings)),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
-    app_server = uvicorn.Server(config)
-    thread = threading.Thread(target=app_server.run, name="outreach-serve", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not app_server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the web app did not start")
-            time.sleep(0.02)
-        yield
-    finally:
-        app_server.should_exit = True
-        thread.join(timeout=30)
-
-
-@contextmanager
-def workers(env: dict[str, str], folder: Path, processes: int, threads: int) -> Iterator[subprocess.Popen[bytes]]:
-    command = [str(Path(sys.executable).parent / "outreach"), "worker", "--processes", str(processes)]
-    command += ["--threads", str(threads)]
-    with (folder / "workers.log").open("ab") as out:
-        proc = subprocess.Popen(command, env=env, cwd=folder, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        stop_workers(proc)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return f"(no {path.name})"
-
-
-def wait_for_replies(
-    wechat: TimedWeChatServer, openids: list[str], timeout: float, proc: subprocess.Popen[bytes], log_path: Path
-) -> bool:
+def wait_for_replies(wechat: TimedWeChatServer, openids: list[str], timeout: float, workers: Running) -> bool:
     """Until each openid has at least one reply; False after `timeout` seconds."""
     wanted = set(openids)
     deadline = time.monotonic() + timeout
@@ -398,8 +336,7 @@ def wait_for_replies(
         missing = sum(1 for o in wanted if not arrived.get(o))
         if not missing:
             return True
-        if proc.poll() is not None:
-            raise RuntimeError(f"the workers exited with status {proc.returncode}:\n{_tail(log_path)}")
+        workers.check_running()
         now = time.monotonic()
         if now > deadline:
             return False
@@ -418,30 +355,6 @@ def wait_for_ledger(engine: Engine, campaign_id: str, timeout: float) -> None:
         time.sleep(0.2)
 
 
-# -- CPU -----------------------------------------------------------------------------------------------------
-
-
-class CpuMeter:
-    def __init__(self, serve: subprocess.Popen[bytes] | None, worker: subprocess.Popen[bytes], database: str | None):
-        self.serve, self.worker, self.database = serve, worker, database
-
-    def snapshot(self) -> tuple[float, dict[int, float] | None, dict[int, float], dict[int, float] | None]:
-        serve = tree_cpu(self.serve.pid) if self.serve else None
-        return time.process_time(), serve, tree_cpu(self.worker.pid), backend_cpu(self.database)
-
-    def since(self, before: tuple[float, dict[int, float] | None, dict[int, float], dict[int, float] | None]) -> Cpu:
-        after = self.snapshot()
-
-        def delta(b: dict[int, float] | None, a: dict[int, float] | None) -> float | None:
-            if a is None:
-                return None
-            b = b or {}
-            return sum(s - b.get(pid, 0.0) for pid, s in a.items())
-
-        return Cpu(after[0] - before[0], delta(before[1], after[1]), delta(before[2], after[2]) or 0.0,
-                   delta(before[3], after[3]))  # fmt: skip
-
-
 def phase_of(sent: list[Sent], cpu: Cpu) -> Phase:
     answers = Counter(s.answer for s in sent)
     seconds = max(s.answered for s in sent) - min(s.started for s in sent) if sent else 0.0
@@ -454,13 +367,7 @@ def phase_of(sent: list[Sent], cpu: Cpu) -> Phase:
 
 def run(args: argparse.Namespace) -> Figures:
     started = time.perf_counter()
-    figures = Figures(
-        cpus=os.cpu_count() or 0,
-        python=platform.python_version(),
-        store=args.store,
-        settings={},
-        load_at_start=os.getloadavg(),
-    )
+    figures = Figures(machine=Machine.now(), store=args.store, settings={})
     campaign = YAML(typ="safe").load(CAMPAIGN_FILE.read_text(encoding="utf-8"))
     trigger = re.compile(campaign["trigger"]["inbound"]["match"], re.IGNORECASE)
     for text in PLAIN:
@@ -470,12 +377,12 @@ def run(args: argparse.Namespace) -> Figures:
         if not trigger.search(text):
             raise RuntimeError(f"the complaint {text!r} does not match the trigger {trigger.pattern!r}")
     reply_for = expected_reply(campaign)
-    namespace = f"outreach-bench-{secrets.token_hex(6)}"
 
     with tempfile.TemporaryDirectory(prefix="outreach-bench-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
-        stack.callback(remove_redis_keys, args.redis_url, namespace)
-        database_url = stack.enter_context(bench_database(args.store, folder, args.postgres_url))
+        namespace = stack.enter_context(broker_namespace(args.redis_url))
+        store = stack.enter_context(empty_store(args.store, folder, args.postgres_url))
+        engine = store.engine
         wechat = stack.enter_context(TimedWeChatServer())
         campaigns_dir = folder / "campaigns"
         campaigns_dir.mkdir()
@@ -484,27 +391,19 @@ def run(args: argparse.Namespace) -> Figures:
         base_url = f"http://127.0.0.1:{port}"
         token = secrets.token_hex(16)
         outreach_env = {
-            "OUTREACH_CONFIG": str(folder / "no-config.toml"),  # missing: config/outreach.toml plays no part
-            "OUTREACH_DATABASE_URL": database_url,
-            "OUTREACH_BROKER_URL": args.redis_url,
-            "OUTREACH_BROKER_NAMESPACE": namespace,
+            **base_settings(folder, store.url),
+            **broker_settings(args.redis_url, namespace),
             "OUTREACH_CAMPAIGNS_DIR": str(campaigns_dir),
             "OUTREACH_TEMPLATES_DIR": str(folder / "templates"),
             "OUTREACH_OUTBOX_DIR": str(folder / "outbox"),
             "OUTREACH_PUBLIC_URL": base_url,
-            "OUTREACH_SECRET_KEY": secrets.token_urlsafe(32),
             "OUTREACH_WECHAT_APP_ID": wechat.app_id,
             "OUTREACH_WECHAT_APP_SECRET": wechat.app_secret,
             "OUTREACH_WECHAT_TOKEN": token,
             "OUTREACH_WECHAT_API_BASE": wechat.base_url + "/",
         }
         settings = load_settings(outreach_env)
-        child_env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "TWILIO_"))}
-        child_env.update(outreach_env)
-        engine = open_store(database_url)
-        stack.callback(engine.dispose)
-        figures.store = database_description(engine)
-        pg_database = urlsplit(database_url).path.lstrip("/") if engine.dialect.name == "postgresql" else None
+        figures.store = store.describe()
         redelivered = len(range(0, args.complaints, REDELIVER_EVERY))
         figures.settings = {
             "customers": args.customers,
@@ -526,10 +425,7 @@ def run(args: argparse.Namespace) -> Figures:
         summary = import_customers(engine, folder / "customers.csv", settings)
         if summary.created != args.customers:
             raise RuntimeError(f"import created {summary.created} customers, expected {args.customers}")
-        if engine.dialect.name == "postgresql":
-            with engine.connect() as conn:
-                conn.execute(sa.text("ANALYZE"))
-                conn.commit()
+        store.analyze()
         name_of = {p.openid: p.name for p in people}
         # Customers: warm-up complaints, warm-up plain, plain pushes, complaints; each writes once.
         pool = iter(people)
@@ -548,39 +444,35 @@ def run(args: argparse.Namespace) -> Figures:
 
         log(f"starting the app ({args.server}) and `outreach worker --processes {args.processes} "
             f"--threads {args.threads}` ...")  # fmt: skip
-        serve_proc: subprocess.Popen[bytes] | None = None
+        serve_pid: int | None = None
         if args.server == "thread":
-            stack.enter_context(app_in_thread(settings, port))
+            stack.enter_context(app_in_thread(settings, port, STARTUP_TIMEOUT))
         else:
-            command = [str(Path(sys.executable).parent / "outreach"), "serve", "--host", "127.0.0.1"]
-            command += ["--port", str(port), "--workers", "1"]
-            serve_proc = stack.enter_context(server(command, child_env, base_url, folder / "serve.log"))
-        worker_proc = stack.enter_context(workers(child_env, folder, args.processes, args.threads))
-        worker_log = folder / "workers.log"
-        meter = CpuMeter(serve_proc, worker_proc, pg_database)
+            command = outreach_command("serve", *listen_args(port, 1))
+            serve_pid = stack.enter_context(server(command, outreach_env, base_url, folder / "serve.log")).pid
+        workers = stack.enter_context(outreach_workers(outreach_env, folder, args.processes, args.threads))
+        meter = CpuMeter({"serve": serve_pid, "workers": workers.pid}, store.postgres_database)
 
         log("warming up ...")
         warm = fire(base_url, warm_c + warm_p, args.clients)
         if any(s.answer != "200 success" for s in warm):
             raise RuntimeError(f"warm-up answers: {Counter(s.answer for s in warm)}")
-        if not wait_for_replies(wechat, [p.openid for p in warm_c], STARTUP_TIMEOUT, worker_proc, worker_log):
-            raise RuntimeError(
-                f"no reply to the warm-up complaints after {STARTUP_TIMEOUT:.0f} s:\n{_tail(worker_log)}"
-            )
+        if not wait_for_replies(wechat, [p.openid for p in warm_c], STARTUP_TIMEOUT, workers):
+            raise RuntimeError(f"no reply to the warm-up complaints after {STARTUP_TIMEOUT:.0f} s:\n{workers.tail()}")
         wait_for_ledger(engine, "complaint-ack", 30)
 
         if plain:
             log(f"{len(plain):,} plain pushes (no trigger matches) from {args.clients} client threads ...")
-            before = meter.snapshot()
-            figures.plain = phase_of(fire(base_url, plain, args.clients), meter.since(before))
+            before = meter.read()
+            figures.plain = phase_of(fire(base_url, plain, args.clients), Cpu.of(meter.since(before)))
 
         log(f"{args.complaints:,} complaints (+{redelivered:,} redelivered) from {args.clients} client threads ...")
-        before = meter.snapshot()
+        before = meter.read()
         sent = fire(base_url, complaints, args.clients)
         log("waiting for the replies ...")
         complaint_ids = [p.openid for p in complaints if not p.redelivery]
-        all_arrived = wait_for_replies(wechat, complaint_ids, args.timeout, worker_proc, worker_log)
-        figures.complaints = phase_of(sent, meter.since(before))
+        all_arrived = wait_for_replies(wechat, complaint_ids, args.timeout, workers)
+        figures.complaints = phase_of(sent, Cpu.of(meter.since(before)))
         if not all_arrived:
             figures.problems.append(f"not every complaint had a reply after {args.timeout:.0f} s")
         wait_for_ledger(engine, "complaint-ack", 30)
@@ -649,9 +541,8 @@ def table(f: Figures) -> str:
     s = f.settings
     lines = [
         "outreach auto-reply benchmark (campaigns/complaint-ack.yaml, WeChat)",
-        f"  machine     {f.cpus} CPUs, {platform.system()} {platform.machine()}, Python {f.python}; load average "
-        f"{' '.join(f'{x:.2f}' for x in f.load_at_start)} at start, {' '.join(f'{x:.2f}' for x in f.load_at_end)} "
-        "at end",
+        f"  machine     {f.machine.describe()}; load average {' '.join(f'{x:.2f}' for x in f.machine.load_at_start)} "
+        f"at start, {' '.join(f'{x:.2f}' for x in f.load_at_end)} at end",
         f"  store       {f.store}; broker {s['broker']}",
         f"  app         {s['server']}; {s['workers']}; batch size {s['batch_size']}",
         f"  load        {s['customers']:,} customers; {s['complaints']:,} complaints (+{s['redelivered']:,} "
@@ -671,7 +562,7 @@ def table(f: Figures) -> str:
         return f"{c.bench:>14.1f}{serve}{c.workers:>9.1f}{db}"
 
     def row(label: str, n: int, seconds: float, lat: Latencies | None, cpu: Cpu | None = None) -> None:
-        rate = n / seconds if seconds > 0 else 0.0
+        rate = per_second(n, seconds)
         nums = f"{lat.p50_ms:>9.1f}{lat.p95_ms:>9.1f}{lat.max_ms:>9.1f}" if lat else f"{'-':>9}" * 3
         secs = f"{seconds:>9.2f}{rate:>8.0f}" if seconds else f"{'':>17}"
         lines.append(f"  {label:<38}{n:>9,}{secs}{nums}{cpu_cols(cpu)}")
@@ -706,8 +597,7 @@ def table(f: Figures) -> str:
         f"of {f.expected_inbound_rows:,}"
     )
     lines.append(f"  setup (import, signatures): {f.setup_seconds:.1f} s; whole run: {f.total_seconds:.0f} s")
-    for problem in f.problems:
-        lines.append(f"  PROBLEM: {problem}")
+    lines.extend(problem_lines(f.problems))
     return "\n".join(lines)
 
 
@@ -722,29 +612,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8, help="client threads posting the pushes")
     parser.add_argument("--processes", type=int, default=1, help="`outreach worker --processes`")
     parser.add_argument("--threads", type=int, default=8, help="`outreach worker --threads`")
-    parser.add_argument("--store", choices=("postgresql", "sqlite"), default="postgresql")
+    options.add_store_kind(parser, "--store")
     parser.add_argument(
         "--server",
         choices=("thread", "process"),
         default="thread",
         help="the app under uvicorn in a thread of this process, or `outreach serve` as a subprocess",
     )
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("OUTREACH_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="a database to connect to for CREATE / DROP DATABASE",
-    )
-    parser.add_argument("--redis-url", default=os.environ.get("OUTREACH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    options.add_postgres_url(parser)
+    options.add_redis_url(parser, "redis://127.0.0.1:6379/14")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the replies")
-    parser.add_argument("--json-out", type=Path, help="also write the figures as JSON to this file")
+    options.add_json_out(parser)
     args = parser.parse_args(argv)
     if args.plain is None:
         args.plain = args.complaints
-    for name in ("complaints", "clients", "processes", "threads"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
-    if args.plain < 0:
-        parser.error("--plain must be at least 0")
+    options.require_at_least(parser, args, 1, "complaints", "clients", "processes", "threads")
+    options.require_at_least(parser, args, 0, "plain")
     needed = 2 * WARMUP + args.plain + args.complaints
     if args.customers < needed:
         parser.error(f"--customers must be at least {needed:,} (warm-up, plain pushes and complaints each need one)")
@@ -754,10 +637,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     figures = run(args)
-    print(table(figures))
-    if args.json_out:
-        args.json_out.write_text(json.dumps(figures.as_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return 1 if figures.problems else 0
+    return publish(table(figures), figures, args.json_out)
 
 
 if __name__ == "__main__":

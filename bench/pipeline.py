@@ -13,35 +13,31 @@ delivery rate is printed next to the raw limit of this machine. See bench/README
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import secrets
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from bench import options
 from bench.data import CAMPAIGN_ID, campaign_yaml, write_customers
+from bench.processes import Running, base_settings, broker_settings, outreach_workers
 from bench.raw_smtp import RawMail, measure_raw
+from bench.report import Machine, Phase, log, problem_lines, publish
 from bench.smtp_sink import SinkCount, SmtpSink
+from bench.stores import broker_namespace, empty_store
 from outreach.campaigns import load_campaign
 from outreach.channels.base import OutgoingMessage
 from outreach.channels.email_message import render_email
 from outreach.config import Settings, load_settings
-from outreach.db import deliveries, open_store
+from outreach.db import deliveries
 from outreach.delivery import outgoing
 from outreach.importer import import_customers
 from outreach.ledger import open_count
@@ -58,21 +54,6 @@ CHECK_SECONDS = 3.0
 
 
 @dataclass
-class Phase:
-    """`items` handled in `seconds`."""
-
-    items: int
-    seconds: float
-
-    @property
-    def rate(self) -> float:
-        return self.items / self.seconds if self.seconds > 0 else 0.0
-
-    def as_dict(self) -> dict[str, float]:
-        return {"items": self.items, "seconds": round(self.seconds, 3), "per_second": round(self.rate, 1)}
-
-
-@dataclass
 class Delivery:
     phase: Phase
     smtp_received: int
@@ -86,9 +67,7 @@ class Delivery:
 
 @dataclass
 class Figures:
-    cpus: int
-    load_average: float  # 1-minute load average when the run starts (a previous run or other work shows here)
-    python: str
+    machine: Machine
     database: str
     customers: int
     processes: int
@@ -115,12 +94,7 @@ class Figures:
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "machine": {
-                "cpus": self.cpus,
-                "load_average_at_start": self.load_average,
-                "python": self.python,
-                "database": self.database,
-            },
+            "machine": self.machine.as_dict(self.database),
             "customers": self.customers,
             "processes": self.processes,
             "threads": self.threads,
@@ -155,40 +129,7 @@ class Figures:
         return out
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 # -- services -------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def bench_database(kind: str, folder: Path, admin_url: str) -> Iterator[str]:
-    """The URL of an empty store: a temporary SQLite file, or a fresh PostgreSQL database dropped afterwards."""
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'outreach.db'}"
-        return
-    import psycopg
-    from psycopg import sql
-
-    name = f"outreach_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlsplit(admin_url)._replace(path=f"/{name}").geturl()
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def remove_redis_keys(url: str, namespace: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(f"{namespace}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def engine_env(
@@ -196,28 +137,14 @@ def engine_env(
 ) -> dict[str, str]:
     """The OUTREACH_* settings that both this process and the workers run with."""
     return {
-        # A path that does not exist: config/outreach.toml of the working tree must not interfere.
-        "OUTREACH_CONFIG": str(folder / "no-config.toml"),
-        "OUTREACH_DATABASE_URL": database_url,
-        "OUTREACH_BROKER_URL": redis_url,
-        "OUTREACH_BROKER_NAMESPACE": namespace,
+        **base_settings(folder, database_url),
+        **broker_settings(redis_url, namespace),
         "OUTREACH_SMTP_URL": smtp_url,
         "OUTREACH_BATCH_SIZE": str(batch_size),
         "OUTREACH_LIST_COLUMNS": "products",
-        "OUTREACH_SECRET_KEY": secrets.token_urlsafe(32),
         "OUTREACH_OUTBOX_DIR": str(folder / "outbox"),
         "OUTREACH_TEMPLATES_DIR": str(folder / "templates"),
     }
-
-
-def database_description(engine: Engine) -> str:
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            version = conn.execute(sa.text("SHOW server_version")).scalar_one()
-        return f"PostgreSQL {str(version).split()[0]}"
-    import sqlite3
-
-    return f"SQLite {sqlite3.sqlite_version} (file)"
 
 
 # -- phases ---------------------------------------------------------------------------------------------
@@ -267,28 +194,14 @@ def run_delivery(
     timeout: float,
 ) -> Delivery:
     """Start `outreach worker`, wait until the ledger has no open row for the campaign, stop the workers."""
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "TWILIO_"))}
-    child_env.update(env)
-    command = [
-        str(Path(sys.executable).parent / "outreach"),
-        "worker",
-        "--processes",
-        str(processes),
-        "--threads",
-        str(threads),
-    ]
-    log_path = folder / "workers.log"
     before = sink.count()
     log(f"delivering with `outreach worker --processes {processes} --threads {threads}` ...")
-    with log_path.open("wb") as worker_log:
-        launched = time.time()
-        start = time.perf_counter()
-        proc = subprocess.Popen(command, env=child_env, cwd=folder, stdout=worker_log, stderr=subprocess.STDOUT)
-        try:
-            _wait_until_done(engine, proc, sink, before, expected, timeout, log_path)
-            seconds = time.perf_counter() - start
-        finally:
-            exit_code = stop_workers(proc)
+    launched = time.time()
+    start = time.perf_counter()
+    with outreach_workers(env, folder, processes, threads) as running:
+        _wait_until_done(engine, running, sink, before, expected, timeout)
+        seconds = time.perf_counter() - start
+        exit_code = running.stop()
     received = sink.count() - before
     with engine.connect() as conn:
         statuses = {
@@ -319,13 +232,7 @@ def run_delivery(
 
 
 def _wait_until_done(
-    engine: Engine,
-    proc: subprocess.Popen[bytes],
-    sink: SmtpSink,
-    before: SinkCount,
-    expected: int,
-    timeout: float,
-    log_path: Path,
+    engine: Engine, running: Running, sink: SmtpSink, before: SinkCount, expected: int, timeout: float
 ) -> None:
     """Return once the ledger has no open row for the campaign.
 
@@ -342,36 +249,14 @@ def _wait_until_done(
                 if open_count(conn, CAMPAIGN_ID) == 0:
                     return
             next_check = now + CHECK_SECONDS
-        if proc.poll() is not None:
-            raise RuntimeError(f"the workers exited with status {proc.returncode}:\n{_tail(log_path)}")
+        running.check_running()
         if now - start > timeout:
-            raise RuntimeError(f"rows still open after {timeout:.0f} s:\n{_tail(log_path)}")
+            raise RuntimeError(f"rows still open after {timeout:.0f} s:\n{running.tail()}")
         if now >= next_report:
             if now > start:
                 log(f"  {received:,} of {expected:,} received by the SMTP server after {now - start:.0f} s")
             next_report = now + 5
         time.sleep(POLL_SECONDS)
-
-
-def stop_workers(proc: subprocess.Popen[bytes]) -> int | None:
-    """SIGTERM (Dramatiq finishes the messages in hand and exits), then wait; kill only if that fails."""
-    if proc.poll() is not None:
-        return proc.returncode
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(120)
-    except subprocess.TimeoutExpired:
-        log("the workers did not stop within 120 s of SIGTERM: killing them")
-        proc.kill()
-        proc.wait()
-        return None
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no worker log)"
 
 
 def raw_messages(engine: Engine, settings: Settings, count: int) -> list[OutgoingMessage]:
@@ -431,8 +316,7 @@ def table(figures: Figures) -> str:
     f = figures
     lines = [
         "outreach pipeline benchmark",
-        f"  machine     {f.cpus} CPUs, {platform.system()} {platform.machine()}, Python {f.python}, "
-        f"load average {f.load_average:.2f} at start",
+        f.machine.line(),
         f"  database    {f.database}",
         f"  customers   {f.customers:,}   workers {f.processes} processes x {f.threads} threads   "
         f"batch size {f.batch_size}",
@@ -468,8 +352,7 @@ def table(figures: Figures) -> str:
             f"  raw messages: {f.raw_message_bytes:,} bytes on average, repeated Message-IDs {f.raw_duplicates}"
         )
     lines.append(f"  whole run: {f.total_seconds:.0f} s")
-    for problem in f.problems:
-        lines.append(f"  PROBLEM: {problem}")
+    lines.extend(problem_lines(f.problems))
     return "\n".join(lines)
 
 
@@ -492,7 +375,7 @@ def check(figures: Figures) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__.split("\n")[0])
     parser.add_argument("--customers", type=int, default=100_000, help="customers to import and email")
-    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
+    options.add_store_kind(parser, "--database")
     parser.add_argument("--processes", type=int, default=2, help="`outreach worker --processes`")
     parser.add_argument("--threads", type=int, default=4, help="`outreach worker --threads`")
     parser.add_argument(
@@ -502,39 +385,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="ledger ids per broker message (default: OUTREACH_BATCH_SIZE or %(default)s)",
     )
     parser.add_argument("--raw-messages", type=int, default=20_000, help="messages of the raw phase (at most N)")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("OUTREACH_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="a database to connect to for CREATE / DROP DATABASE",
-    )
-    parser.add_argument("--redis-url", default=os.environ.get("OUTREACH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    options.add_postgres_url(parser)
+    options.add_redis_url(parser, "redis://127.0.0.1:6379/0")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for delivery")
-    parser.add_argument("--json-out", type=Path, help="also write the figures as JSON to this file")
+    options.add_json_out(parser)
     args = parser.parse_args(argv)
-    for name in ("customers", "processes", "threads", "batch_size", "raw_messages"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    options.require_at_least(parser, args, 1, "customers", "processes", "threads", "batch_size", "raw_messages")
     return args
 
 
 def run(args: argparse.Namespace) -> Figures:
     started = time.perf_counter()
-    load_average = os.getloadavg()[0]
+    machine = Machine.now()
     with tempfile.TemporaryDirectory(prefix="outreach-bench-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
-        database_url = stack.enter_context(bench_database(args.database, folder, args.postgres_url))
-        namespace = f"outreach-bench-{uuid.uuid4().hex[:10]}"
-        stack.callback(remove_redis_keys, args.redis_url, namespace)
+        store = stack.enter_context(empty_store(args.database, folder, args.postgres_url))
+        namespace = stack.enter_context(broker_namespace(args.redis_url))
         sink = stack.enter_context(SmtpSink())
-        env = engine_env(database_url, args.redis_url, namespace, sink.url, args.batch_size, folder)
+        env = engine_env(store.url, args.redis_url, namespace, sink.url, args.batch_size, folder)
         settings = load_settings(env)
-        engine = open_store(settings.database_url)
-        stack.callback(engine.dispose)
+        engine = store.engine
         figures = Figures(
-            cpus=os.cpu_count() or 0,
-            load_average=load_average,
-            python=platform.python_version(),
-            database=database_description(engine),
+            machine=machine,
+            database=store.describe(),
             customers=args.customers,
             processes=args.processes,
             threads=args.threads,
@@ -555,10 +428,7 @@ def run(args: argparse.Namespace) -> Figures:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     figures = run(args)
-    print(table(figures))
-    if args.json_out:
-        args.json_out.write_text(json.dumps(figures.as_dict(), indent=2) + "\n", encoding="utf-8")
-    return 1 if figures.problems else 0
+    return publish(table(figures), figures, args.json_out)
 
 
 if __name__ == "__main__":

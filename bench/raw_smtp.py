@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from bench.report import per_second
+
 RawMail = tuple[str, str, bytes]  # sender, recipient, the message as sent on the wire
 
 
@@ -24,7 +26,7 @@ class RawResult:
 
     @property
     def rate(self) -> float:
-        return self.messages / self.seconds if self.seconds > 0 else 0.0
+        return per_second(self.messages, self.seconds)
 
 
 async def _session(host: str, port: int, mails: list[RawMail]) -> int:

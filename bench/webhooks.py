@@ -15,25 +15,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -43,8 +37,12 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
-from bench.pipeline import Phase, bench_database, database_description, log
-from outreach.db import customers, deliveries, events, inbound_messages, open_store, utcnow
+from bench import options
+from bench.cpu import CpuMeter
+from bench.processes import BIN, Running, base_settings, free_port, listen_args, outreach_command, server
+from bench.report import Machine, Phase, log, problem_lines, publish
+from bench.stores import Store, empty_store
+from outreach.db import customers, deliveries, events, inbound_messages, utcnow
 from outreach.web.bodies import BadRequest, parse_form, read_body
 from outreach.web.twilio_hooks import INBOUND_PATH, STATUS_PATH
 
@@ -61,7 +59,6 @@ API_VERSION = "2010-04-01"
 # the first database connection) before the clock starts and change nothing.
 WARMUP_REQUESTS = 500
 INSERT_CHUNK = 5_000
-STARTUP_TIMEOUT = 60.0
 TWIML_MEDIA_TYPE = "application/xml"
 
 
@@ -158,9 +155,7 @@ class Shot:
 
 @dataclass
 class Figures:
-    cpus: int
-    load_average: float
-    python: str
+    machine: Machine
     database: str
     rows: int
     inbound: int
@@ -183,12 +178,7 @@ class Figures:
             return s.as_dict() if s else None
 
         return {
-            "machine": {
-                "cpus": self.cpus,
-                "load_average_at_start": self.load_average,
-                "python": self.python,
-                "database": self.database,
-            },
+            "machine": self.machine.as_dict(self.database),
             "rows": self.rows,
             "inbound": self.inbound,
             "workers": self.workers,
@@ -270,7 +260,7 @@ def _insert(engine: Engine, table: sa.Table, rows: list[dict[str, Any]]) -> None
             conn.execute(table.insert(), rows[start : start + INSERT_CHUNK])
 
 
-def seed(engine: Engine, rows: int, inbound: int) -> tuple[list[tuple[int, str, str]], list[str]]:
+def seed(store: Store, rows: int, inbound: int) -> tuple[list[tuple[int, str, str]], list[str]]:
     """The ledger rows the callbacks settle as (id, provider sid, phone), and the phones of the `inbound`
     senders."""
     now = utcnow()
@@ -293,9 +283,9 @@ def seed(engine: Engine, rows: int, inbound: int) -> tuple[list[tuple[int, str, 
         )
         for i, p in enumerate(senders)
     ]
-    _insert(engine, customers, people + senders)
-    _insert(engine, deliveries, ledger + asked)
-    with engine.connect() as conn:
+    _insert(store.engine, customers, people + senders)
+    _insert(store.engine, deliveries, ledger + asked)
+    with store.engine.connect() as conn:
         settled = [
             (int(r.id), str(r.provider_message_id), str(r.address))
             for r in conn.execute(
@@ -304,9 +294,7 @@ def seed(engine: Engine, rows: int, inbound: int) -> tuple[list[tuple[int, str, 
                 .order_by(deliveries.c.id)
             )
         ]
-        if engine.dialect.name == "postgresql":
-            conn.execute(sa.text("ANALYZE"))
-            conn.commit()
+    store.analyze()
     return settled, [s["phone"] for s in senders]
 
 
@@ -438,127 +426,17 @@ def fire(base_url: str, requests: list[Signed], concurrency: int, expect: str) -
         return runner.run(_fire(base_url, requests, concurrency, expect))
 
 
-# -- CPU accounting from /proc ----------------------------------------------------------------------------
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _proc_cpu(pid: int) -> tuple[int, float] | None:
-    """(parent pid, CPU seconds) of a live process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
-
-
-def _all_pids() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-
-
-def tree_cpu(root: int) -> dict[int, float]:
-    """CPU seconds of `root` and all its descendants, by pid."""
-    info = {pid: cpu for pid in _all_pids() if (cpu := _proc_cpu(pid)) is not None}
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in info.items():
-        children.setdefault(ppid, []).append(pid)
-    out: dict[int, float] = {}
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        if pid in info:
-            out[pid] = info[pid][1]
-            todo.extend(children.get(pid, []))
-    return out
-
-
-def backend_cpu(database: str | None) -> dict[int, float] | None:
-    """CPU seconds of the PostgreSQL backends connected to `database`, by pid (None if none are visible)."""
-    if database is None:
-        return None
-    out: dict[int, float] = {}
-    for pid in _all_pids():
-        try:
-            title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if title.startswith("postgres: ") and f" {database} " in title and (cpu := _proc_cpu(pid)):
-            out[pid] = cpu[1]
-    return out or None
-
-
-def _delta(before: dict[int, float] | None, after: dict[int, float] | None) -> float | None:
-    if after is None:
-        return None
-    before = before or {}
-    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
-
-
-# -- servers --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def server(command: list[str], env: dict[str, str], base_url: str, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a server until the block ends: wait for GET /healthz, then SIGTERM and wait on the way out."""
-    with log_path.open("ab") as out:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=log_path.parent)
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{command[0]} exited with status {proc.returncode}:\n{_tail(log_path)}")
-            try:
-                with urllib.request.urlopen(base_url + "/healthz", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no answer on {base_url}/healthz after {STARTUP_TIMEOUT:.0f} s:\n{_tail(log_path)}")
-            time.sleep(0.1)
-        yield proc
-    finally:
-        stop(proc, log_path)
-
-
-def stop(proc: subprocess.Popen[bytes], log_path: Path) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            log(f"the server did not stop within 60 s of SIGTERM: killing it\n{_tail(log_path)}")
-            proc.kill()
-            proc.wait()
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no server log)"
+# -- measuring ------------------------------------------------------------------------------------------
 
 
 def measure(
-    proc: subprocess.Popen[bytes],
-    database: str | None,
-    base_url: str,
-    requests: list[Signed],
-    concurrency: int,
-    expect: str,
+    running: Running, database: str | None, base_url: str, requests: list[Signed], concurrency: int, expect: str
 ) -> Shot:
-    server_before, db_before, client_before = tree_cpu(proc.pid), backend_cpu(database), time.process_time()
+    meter = CpuMeter({"server": running.pid}, database)
+    before = meter.read()
     answers = fire(base_url, requests, concurrency, expect)
-    client = time.process_time() - client_before
-    server_cpu = _delta(server_before, tree_cpu(proc.pid)) or 0.0
-    cpu = Cpu(client, server_cpu, _delta(db_before, backend_cpu(database)))
+    spent = meter.since(before)
+    cpu = Cpu(spent.own, spent.trees["server"] or 0.0, spent.database)
     ok = answers.statuses.get("200", 0)
     return Shot(Phase(ok, answers.seconds), dict(sorted(answers.statuses.items())), answers.wrong_bodies, cpu)
 
@@ -615,8 +493,7 @@ def table(figures: Figures) -> str:
     f = figures
     lines = [
         "outreach webhook benchmark",
-        f"  machine     {f.cpus} CPUs, {platform.system()} {platform.machine()}, Python {f.python}, "
-        f"load average {f.load_average:.2f} at start",
+        f.machine.line(),
         f"  database    {f.database}",
         f"  server      {f.workers} uvicorn worker(s); client: aiohttp, {f.concurrency} concurrent requests, "
         "keep-alive, one process",
@@ -659,8 +536,7 @@ def table(figures: Figures) -> str:
     lines.append(
         f"  setup (rows inserted, signatures computed): {f.setup_seconds:.0f} s; whole run: {f.total_seconds:.0f} s"
     )
-    for problem in f.problems:
-        lines.append(f"  PROBLEM: {problem}")
+    lines.extend(problem_lines(f.problems))
     return "\n".join(lines)
 
 
@@ -673,36 +549,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--inbound", type=int, default=5_000, help="inbound SMS to post (0: skip)")
     parser.add_argument("--workers", type=int, default=2, help="server processes (`outreach serve --workers`)")
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight at once")
-    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("OUTREACH_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="a database to connect to for CREATE / DROP DATABASE",
-    )
-    parser.add_argument("--json-out", type=Path, help="also write the figures as JSON to this file")
+    options.add_store_kind(parser, "--database")
+    options.add_postgres_url(parser)
+    options.add_json_out(parser)
     args = parser.parse_args(argv)
-    for name in ("rows", "workers", "concurrency"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
-    if args.inbound < 0:
-        parser.error("--inbound must be at least 0")
+    options.require_at_least(parser, args, 1, "rows", "workers", "concurrency")
+    options.require_at_least(parser, args, 0, "inbound")
     return args
 
 
 def run(args: argparse.Namespace) -> Figures:
     started = time.perf_counter()
-    load_average = os.getloadavg()[0]
+    machine = Machine.now()
     with tempfile.TemporaryDirectory(prefix="outreach-bench-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
-        database_url = stack.enter_context(bench_database(args.database, folder, args.postgres_url))
-        engine = open_store(database_url)
-        stack.callback(engine.dispose)
-        pg_database = urlsplit(database_url).path.lstrip("/") if engine.dialect.name == "postgresql" else None
+        store = stack.enter_context(empty_store(args.database, folder, args.postgres_url))
         figures = Figures(
-            cpus=os.cpu_count() or 0,
-            load_average=load_average,
-            python=platform.python_version(),
-            database=database_description(engine),
+            machine=machine,
+            database=store.describe(),
             rows=args.rows,
             inbound=args.inbound,
             workers=args.workers,
@@ -710,7 +574,7 @@ def run(args: argparse.Namespace) -> Figures:
         )
         log(f"inserting {args.rows:,} ledger rows and {args.inbound:,} inbound senders ...")
         setup_start = time.perf_counter()
-        settled, senders = seed(engine, args.rows, args.inbound)
+        settled, senders = seed(store, args.rows, args.inbound)
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         token = secrets.token_hex(16)
@@ -721,45 +585,35 @@ def run(args: argparse.Namespace) -> Figures:
         replies, figures.expected_kinds = inbound_requests(validator, base_url, senders)
         figures.setup_seconds = time.perf_counter() - setup_start
 
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "TWILIO_"))}
-        env.update(
-            {
-                "OUTREACH_CONFIG": str(folder / "no-config.toml"),  # missing: config/outreach.toml plays no part
-                "OUTREACH_DATABASE_URL": database_url,
-                "OUTREACH_PUBLIC_URL": base_url,
-                "OUTREACH_SECRET_KEY": secrets.token_urlsafe(32),
-                "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-                "TWILIO_AUTH_TOKEN": token,
-            }
-        )
-        bin_dir = Path(sys.executable).parent
-        host_port = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)]
-        real = [str(bin_dir / "outreach"), "serve", *host_port]
-        raw = [str(bin_dir / "python"), "-m", "uvicorn", "bench.webhooks:raw_app", "--factory", *host_port]
-        raw += ["--no-access-log", "--log-level", "warning", "--no-server-header"]
-        raw_env = {
-            **env,
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH")])
-            ),
+        env = {
+            **base_settings(folder, store.url),
+            "OUTREACH_PUBLIC_URL": base_url,
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": token,
         }
+        listen = listen_args(port, args.workers)
+        real = outreach_command("serve", *listen)
+        raw = [str(BIN / "python"), "-m", "uvicorn", "bench.webhooks:raw_app", "--factory", *listen]
+        raw += ["--no-access-log", "--log-level", "warning", "--no-server-header"]
+        root = str(Path(__file__).resolve().parent.parent)
+        raw_env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         c = args.concurrency
 
         log(f"`outreach serve --workers {args.workers}`: {args.rows:,} status callbacks ...")
-        with server(real, env, base_url, folder / "serve.log") as proc:
+        with server(real, env, base_url, folder / "serve.log") as running:
             fire(base_url, warmup, c, "unmatched")
-            figures.callbacks = measure(proc, pg_database, base_url, callbacks, c, "applied")
+            figures.callbacks = measure(running, store.postgres_database, base_url, callbacks, c, "applied")
             if replies:
                 log(f"`outreach serve --workers {args.workers}`: {len(replies):,} inbound SMS ...")
-                figures.replies = measure(proc, pg_database, base_url, replies, c, "<Response")
-        check_ledger(engine, figures)
+                figures.replies = measure(running, store.postgres_database, base_url, replies, c, "<Response")
+        check_ledger(store.engine, figures)
 
         log(f"raw app, {args.workers} uvicorn worker(s): the same requests ...")
-        with server(raw, raw_env, base_url, folder / "raw.log") as proc:
+        with server(raw, raw_env, base_url, folder / "raw.log") as running:
             fire(base_url, warmup, c, "applied")
-            figures.raw_callbacks = measure(proc, None, base_url, callbacks, c, "applied")
+            figures.raw_callbacks = measure(running, None, base_url, callbacks, c, "applied")
             if replies:
-                figures.raw_replies = measure(proc, None, base_url, replies, c, "<Response")
+                figures.raw_replies = measure(running, None, base_url, replies, c, "<Response")
         check(figures)
         log("cleaning up ...")
     figures.total_seconds = time.perf_counter() - started
@@ -769,10 +623,7 @@ def run(args: argparse.Namespace) -> Figures:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     figures = run(args)
-    print(table(figures))
-    if args.json_out:
-        args.json_out.write_text(json.dumps(figures.as_dict(), indent=2) + "\n", encoding="utf-8")
-    return 1 if figures.problems else 0
+    return publish(table(figures), figures, args.json_out)
 
 
 if __name__ == "__main__":
