@@ -60,9 +60,9 @@ from bench.processes import (
 from bench.report import Latencies, Machine, log, per_second, problem_lines, publish
 from bench.stores import broker_namespace, empty_store
 from outreach.config import load_settings
-from outreach.db import deliveries, inbound_messages
 from outreach.importer import import_customers
 from outreach.ledger import open_count
+from outreach.schema import deliveries, inbound_messages
 from outreach.web.wechat_hooks import PATH as WECHAT_PATH
 from outreach.web.wechat_hooks import signature_for
 from tests.wechat_server import WeChatServer, new_openid

@@ -37,12 +37,12 @@ from outreach.campaigns import load_campaign
 from outreach.channels.base import OutgoingMessage
 from outreach.channels.email_message import render_email
 from outreach.config import Settings, load_settings
-from outreach.db import deliveries
 from outreach.delivery import outgoing
 from outreach.importer import import_customers
 from outreach.ledger import open_count
 from outreach.planner import plan_campaign
 from outreach.profiles import attribute_catalog
+from outreach.schema import deliveries
 from workers.broker import setup
 
 OCCURRENCE = "bench"

@@ -42,7 +42,8 @@ from bench.cpu import CpuMeter
 from bench.processes import BIN, Running, base_settings, free_port, listen_args, outreach_command, server
 from bench.report import Machine, Phase, log, problem_lines, publish
 from bench.stores import Store, empty_store
-from outreach.db import customers, deliveries, events, inbound_messages, utcnow
+from outreach.db import utcnow
+from outreach.schema import customers, deliveries, events, inbound_messages
 from outreach.web.bodies import BadRequest, parse_form, read_body
 from outreach.web.twilio_hooks import INBOUND_PATH, STATUS_PATH
 

@@ -17,11 +17,12 @@ from sqlalchemy.engine import Connection
 
 from outreach.campaign_model import SURVEY_SCALES
 from outreach.config import Settings
-from outreach.db import attribute_types, customers, deliveries, insert_ignoring_duplicates
+from outreach.db import insert_ignoring_duplicates
 from outreach.durations import parse_duration
 from outreach.ledger import Status
 from outreach.profiles import add_events, event_row
 from outreach.replies import parse_choice, parse_score
+from outreach.schema import attribute_types, customers, deliveries
 
 ANSWERED_STATES = (Status.SENT, Status.DELIVERED)
 

@@ -12,7 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach.db import audit_log, utcnow
+from outreach.db import utcnow
+from outreach.schema import audit_log
 
 
 def default_actor() -> str:

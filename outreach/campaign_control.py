@@ -15,11 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from outreach import audit
-from outreach.db import campaigns, deliveries, utcnow
+from outreach.db import utcnow
 from outreach.errors import InputError
 from outreach.ledger import Status
 from outreach.profiles import add_events, event_row
 from outreach.queueing import Transport, enqueue_when_due
+from outreach.schema import campaigns, deliveries
 
 _CHUNK = 5_000
 

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from outreach.config import Settings
-from outreach.db import campaigns, customers, deliveries
 from outreach.durations import parse_duration
+from outreach.schema import campaigns, customers, deliveries
 
 REASON = "frequency_cap"
 # Rows that take up a place under the cap when planning: everything that has gone or will go.

@@ -16,8 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach.db import conversations, customers, deliveries, inbound_messages, insert_ignoring_duplicates
+from outreach.db import insert_ignoring_duplicates
 from outreach.profiles import add_events, event_row
+from outreach.schema import conversations, customers, deliveries, inbound_messages
 
 c = conversations.c
 

@@ -12,9 +12,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from outreach.db import deliveries
 from outreach.ledger import Status
 from outreach.queueing import Transport, enqueue_in_batches
+from outreach.schema import deliveries
 
 
 def release_due(engine: Engine, transport: Transport, now: datetime, batch_size: int) -> int:

@@ -26,9 +26,10 @@ from outreach.channels import make_provider
 from outreach.channels.base import OutgoingMessage, Provider, SendResult
 from outreach.channels.email_message import message_id_for
 from outreach.config import Settings
-from outreach.db import deliveries, utcnow
+from outreach.db import utcnow
 from outreach.ledger import Status, claim, record_outcomes, send_time_blocks
 from outreach.queueing import Transport, enqueue_in_batches
+from outreach.schema import deliveries
 from outreach.throttle import Grant, Limit, Throttles, due_times, ticket_for
 
 # Rows whose permits fall within this span go to the provider together (one SMTP session, say).

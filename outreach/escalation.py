@@ -17,10 +17,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from outreach.config import Settings
 from outreach.conversations import span_text, transcript
-from outreach.db import conversations, customers
 from outreach.durations import parse_duration
 from outreach.ledger import INTERNAL, queue_one
 from outreach.queueing import Transport
+from outreach.schema import conversations, customers
 
 CAMPAIGN = "escalation"
 c = conversations.c

@@ -17,7 +17,8 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from outreach.db import deliveries, events, reading
+from outreach.db import reading
+from outreach.schema import deliveries, events
 
 FORMATS = ("csv", "jsonl")
 CHUNK = 1000

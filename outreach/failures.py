@@ -20,11 +20,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach.db import deliveries, events, utcnow
+from outreach.db import utcnow
 from outreach.durations import parse_duration
 from outreach.errors import InputError, Problem
 from outreach.fields import CHANNELS
 from outreach.ledger import Status
+from outreach.schema import deliveries, events
 
 # The states an operator looks at (and may replay): never sent, or sent with an outcome nobody knows.
 FAILURE_STATES: tuple[str, ...] = (Status.FAILED.value, Status.DEAD.value, Status.UNKNOWN.value)

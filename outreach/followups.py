@@ -16,13 +16,13 @@ from sqlalchemy.engine import Engine
 from outreach.campaign_model import Step
 from outreach.campaigns import LoadedCampaign
 from outreach.config import Settings
-from outreach.db import campaign_runs, consents, customers, deliveries
 from outreach.errors import InputError
 from outreach.fields import ADDRESS_FIELDS, AttributeType
 from outreach.inbound_triggers import REPLY, reply_channel
 from outreach.planner import CampaignPlan, plan_campaign
 from outreach.profiles import attribute_catalog
 from outreach.queueing import Transport
+from outreach.schema import campaign_runs, consents, customers, deliveries
 from outreach.segment_syntax import SegmentError
 from outreach.segments import compile_segment
 

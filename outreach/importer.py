@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from outreach.config import Settings
 from outreach.contacts import ADDRESS_COLUMNS, check_core_fields, normalize_address
-from outreach.db import attribute_types, utcnow
+from outreach.db import utcnow
 from outreach.errors import InputError, Problem
 from outreach.fields import (
     ATTRIBUTE_NAME,
@@ -36,6 +36,7 @@ from outreach.fields import (
 from outreach.profile_upsert import CustomerRecord, ImportSummary, write_chunk
 from outreach.profiles import IMPORT_SOURCE_PREFIX, attribute_catalog
 from outreach.provisional import adopt_provisional
+from outreach.schema import attribute_types
 
 CHUNK = 1000
 _YES = {"yes", "y", "true", "1"}

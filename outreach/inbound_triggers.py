@@ -30,12 +30,13 @@ from outreach.campaign_model import Step
 from outreach.campaigns import LoadedCampaign
 from outreach.config import Settings
 from outreach.conversations import add_tag, note_reply
-from outreach.db import attribute_types, customers, inbound_messages, insert_ignoring_duplicates, utcnow
+from outreach.db import insert_ignoring_duplicates, utcnow
 from outreach.errors import InputError
 from outreach.planner import plan_campaign
 from outreach.profiles import add_events, attribute_catalog, event_row
 from outreach.queueing import Transport
 from outreach.responses import ReadAs
+from outreach.schema import attribute_types, customers, inbound_messages
 from outreach.segment_syntax import SegmentError
 from outreach.segments import compile_segment
 

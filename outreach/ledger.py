@@ -28,9 +28,10 @@ from sqlalchemy.engine import Connection, Engine
 from outreach.caps import send_time_caps
 from outreach.channels.base import Outcome, SendResult
 from outreach.config import Settings
-from outreach.db import campaigns, customers, deliveries, insert_returning, utcnow
+from outreach.db import insert_returning, utcnow
 from outreach.fields import ADDRESS_FIELDS
 from outreach.profiles import add_events, consent_block_reason, consent_map, event_row, set_consent
+from outreach.schema import campaigns, customers, deliveries
 from outreach.windows import REASON as WINDOW_CLOSED
 from outreach.windows import REPLY_WINDOWS, open_windows
 

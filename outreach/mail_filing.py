@@ -22,12 +22,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from outreach.channels.email_message import delivery_id_from_message_id
 from outreach.config import Settings
-from outreach.db import bounces, deliveries, insert_returning, utcnow
+from outreach.db import insert_returning, utcnow
 from outreach.ledger import Status, mark_address_invalid
 from outreach.mail_parsing import Dsn, DsnRecipient, Other, Reply, classify
 from outreach.mail_sources import open_mailbox
 from outreach.profiles import add_events, event_row
 from outreach.responses import InboundMessage, file_in
+from outreach.schema import bounces, deliveries
 
 log = logging.getLogger(__name__)
 

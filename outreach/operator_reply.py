@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from outreach import audit
 from outreach.config import Settings
 from outreach.conversations import note_reply, open_conversation_id
-from outreach.db import deliveries, utcnow
+from outreach.db import utcnow
 from outreach.errors import InputError, OutreachError
 from outreach.fields import ADDRESS_FIELDS
 from outreach.ledger import queue_one
@@ -32,6 +32,7 @@ from outreach.rendering import (
     customer_context,
     render,
 )
+from outreach.schema import deliveries
 from outreach.sms import sms_size
 from outreach.template_files import OPTIONAL_PARTS, candidate_files
 from outreach.windows import REPLY_WINDOWS, open_windows

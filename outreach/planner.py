@@ -24,17 +24,7 @@ from outreach.campaigns import LoadedCampaign
 from outreach.caps import REASON as REASON_CAPPED
 from outreach.caps import Cap, campaign_cap, planned_counts
 from outreach.config import Settings
-from outreach.db import (
-    attribute_types,
-    campaign_runs,
-    campaigns,
-    customers,
-    deliveries,
-    insert_ignoring_duplicates,
-    insert_returning,
-    reading,
-    utcnow,
-)
+from outreach.db import insert_ignoring_duplicates, insert_returning, reading, utcnow
 from outreach.errors import InputError
 from outreach.fields import ADDRESS_FIELDS
 from outreach.ledger import Status
@@ -44,6 +34,7 @@ from outreach.provisional import is_provisional
 from outreach.queueing import Transport, enqueue_when_due
 from outreach.quiet_hours import SendingHours, sending_hours
 from outreach.rendering import MissingData, RenderError
+from outreach.schema import attribute_types, campaign_runs, campaigns, customers, deliveries
 from outreach.segment_syntax import SegmentError
 from outreach.segments import compile_segment
 from outreach.unsubscribe import signing_key

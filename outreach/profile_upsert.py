@@ -12,10 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach.db import consents, customers, utcnow
+from outreach.db import utcnow
 from outreach.errors import Problem
 from outreach.fields import ADDRESS_FIELDS, AttributeType
 from outreach.profiles import IMPORT_SOURCE_PREFIX, add_events, event_row
+from outreach.schema import consents, customers
 
 
 @dataclass

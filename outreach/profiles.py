@@ -9,8 +9,9 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach.db import attribute_types, consents, customers, events, utcnow
+from outreach.db import utcnow
 from outreach.fields import AttributeType
+from outreach.schema import attribute_types, consents, customers, events
 
 ConsentStatus = Literal["granted", "revoked"]
 # A revocation from one of these sources came from the customer (or their carrier on their behalf):

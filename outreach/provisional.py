@@ -17,17 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from outreach.conversations import close, open_conversation_id
-from outreach.db import (
-    consents,
-    conversations,
-    customers,
-    deliveries,
-    events,
-    inbound_messages,
-    insert_ignoring_duplicates,
-)
+from outreach.db import insert_ignoring_duplicates
 from outreach.fields import ADDRESS_FIELDS
 from outreach.profiles import add_events, event_row, set_consent
+from outreach.schema import consents, conversations, customers, deliveries, events, inbound_messages
 
 CHANNELS = frozenset({"sms", "whatsapp", "wechat"})
 PREFIX = "provisional-"

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from outreach import audit
 from outreach.campaigns import LoadedCampaign, load_campaign
 from outreach.config import Settings
-from outreach.db import campaign_runs, customers, deliveries, utcnow
+from outreach.db import utcnow
 from outreach.errors import InputError
 from outreach.fields import ADDRESS_FIELDS
 from outreach.ledger import Status, consent_and_address_blocks
@@ -31,6 +31,7 @@ from outreach.messages import StepComposer
 from outreach.profiles import add_events, attribute_catalog, event_row
 from outreach.queueing import Transport, enqueue_in_batches
 from outreach.rendering import MissingData, RenderError
+from outreach.schema import campaign_runs, customers, deliveries
 from outreach.unsubscribe import signing_key
 from outreach.variants import StepVariants
 

@@ -9,8 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach.db import campaign_runs, deliveries, events, utcnow
+from outreach.db import utcnow
 from outreach.ledger import Status
+from outreach.schema import campaign_runs, deliveries, events
 from outreach.variant_report import variant_results
 
 FUNNEL = (

@@ -31,13 +31,14 @@ from sqlalchemy.engine import Connection, Engine
 from outreach.answers import ANSWERED_STATES, Question, mark_replied, open_question, record_answer
 from outreach.config import Settings
 from outreach.conversations import note_inbound
-from outreach.db import customers, deliveries, inbound_messages, insert_returning, utcnow
+from outreach.db import insert_returning, utcnow
 from outreach.durations import parse_duration
 from outreach.messages import by_locale
 from outreach.profiles import add_events, consent_status, event_row, set_consent
 from outreach.provisional import CHANNELS as PROVISIONAL_CHANNELS
 from outreach.provisional import provisional_customer
 from outreach.replies import Keyword, keyword, normalize
+from outreach.schema import customers, deliveries, inbound_messages
 
 # Channels where a one-word message is a keyword; in an email a lone "stop" is too ambiguous to act on.
 KEYWORD_CHANNELS = frozenset({"sms", "whatsapp"})

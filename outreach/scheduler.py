@@ -22,7 +22,7 @@ from outreach.campaign_folder import CampaignFolder
 from outreach.campaign_model import Schedule
 from outreach.campaigns import LoadedCampaign
 from outreach.config import Settings
-from outreach.db import campaign_runs, insert_ignoring_duplicates, schedules, utcnow
+from outreach.db import insert_ignoring_duplicates, utcnow
 from outreach.deferred import release_due
 from outreach.durations import parse_duration
 from outreach.escalation import escalate_due
@@ -31,6 +31,7 @@ from outreach.inbound_triggers import answer_pending
 from outreach.occurrences import due, occurrence_label, spec
 from outreach.planner import plan_campaign
 from outreach.queueing import Transport
+from outreach.schema import campaign_runs, schedules
 from outreach.sweep import SweepReport, scheduled_sweep
 
 log = logging.getLogger(__name__)

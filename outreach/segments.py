@@ -27,8 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement, Grouping
 
-from outreach.db import customers
 from outreach.fields import CORE_FIELDS, AttributeType, parse_date
+from outreach.schema import customers
 from outreach.segment_syntax import SegmentError, column_of, describe, parse_segment
 
 EVERYONE = "everyone"

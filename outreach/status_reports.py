@@ -21,9 +21,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from outreach.db import deliveries, utcnow
+from outreach.db import utcnow
 from outreach.ledger import Status, mark_address_invalid
 from outreach.profiles import add_events, event_row, set_consent
+from outreach.schema import deliveries
 
 # Twilio's MessageStatus values that move a row; the others (queued, accepted, sending, scheduled, ...) say
 # nothing the ledger does not know.

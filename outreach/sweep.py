@@ -36,12 +36,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from outreach.config import Settings
-from outreach.db import campaigns, deliveries, utcnow
+from outreach.db import utcnow
 from outreach.deferred import release_due
 from outreach.durations import parse_duration
 from outreach.ledger import Status
 from outreach.profiles import add_events, event_row
 from outreach.queueing import Transport, enqueue_in_batches
+from outreach.schema import campaigns, deliveries
 
 log = logging.getLogger(__name__)
 

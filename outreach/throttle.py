@@ -31,8 +31,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from outreach.config import Settings
-from outreach.db import campaigns
 from outreach.errors import InputError, Problem
+from outreach.schema import campaigns
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from outreach.config import Settings
-from outreach.db import insert_ignoring_duplicates, meta
+from outreach.db import insert_ignoring_duplicates
+from outreach.schema import meta
 
 _MAC_BYTES = 16
 

@@ -25,8 +25,8 @@ import sqlalchemy as sa
 from ruamel.yaml import YAML
 from sqlalchemy.engine import Connection
 
-from outreach.db import campaign_runs, deliveries
 from outreach.ledger import Status
+from outreach.schema import campaign_runs, deliveries
 
 Z95 = 1.959963984540054
 MIN_SENT = 30

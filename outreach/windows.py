@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach.db import inbound_messages
+from outreach.schema import inbound_messages
 
 REPLY_WINDOWS = {"whatsapp": timedelta(hours=24), "wechat": timedelta(hours=48)}
 REASON = "window_closed"

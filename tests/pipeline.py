@@ -13,10 +13,11 @@ from sqlalchemy.engine import Engine
 
 from outreach.campaigns import LoadedCampaign, load_campaign
 from outreach.config import Settings
-from outreach.db import deliveries, shift_clock, utcnow
+from outreach.db import shift_clock, utcnow
 from outreach.importer import import_customers
 from outreach.planner import CampaignPlan, plan_campaign
 from outreach.profiles import attribute_catalog
+from outreach.schema import deliveries
 from workers.broker import BrokerHandle
 
 

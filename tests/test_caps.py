@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import sqlalchemy as sa
 
-from outreach.db import deliveries
 from outreach.ledger import Status
 from outreach.planner import plan_campaign
 from outreach.queueing import enqueue_in_batches
+from outreach.schema import deliveries
 from tests.pipeline import Pipeline
 from tests.smtp_server import SmtpServer
 

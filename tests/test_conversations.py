@@ -17,12 +17,13 @@ import requests
 import sqlalchemy as sa
 
 from outreach.conversations import Filter, list_conversations
-from outreach.db import conversations, customers, inbound_messages, shift_clock, utcnow
+from outreach.db import shift_clock, utcnow
 from outreach.escalation import escalate_due
 from outreach.inbound_triggers import answer_pending
 from outreach.operator_reply import send_reply
 from outreach.profiles import customer_consents, get_customer, timeline
 from outreach.responses import InboundMessage, file_inbound
+from outreach.schema import conversations, customers, inbound_messages
 from outreach.web.twilio_hooks import INBOUND_PATH
 from outreach.web.wechat_hooks import signature_for
 from tests.pipeline import Pipeline

@@ -15,8 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from outreach.db import events
 from outreach.export import FIELDS, export_rows
+from outreach.schema import events
 from tests.pipeline import Pipeline
 from tests.smtp_server import SmtpServer
 

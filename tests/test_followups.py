@@ -7,9 +7,9 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from outreach.db import deliveries
 from outreach.ledger import Status
 from outreach.scheduler import SchedulerCore
+from outreach.schema import deliveries
 from tests.pipeline import Pipeline, later
 from tests.smtp_server import SmtpServer
 

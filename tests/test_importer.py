@@ -12,10 +12,10 @@ from sqlalchemy.engine import Engine
 
 from outreach import profiles
 from outreach.config import Settings
-from outreach.db import consents, customers, events
 from outreach.errors import InputError
 from outreach.importer import import_customers
 from outreach.profiles import set_consent
+from outreach.schema import consents, customers, events
 
 GOOD_CSV = """id,name,phone,country,email,locale,timezone,consent_sms,consent_email,age,products,joined,branch,vip
 c1,张三,13800138000,CN,Zhang@Example.com,zh-CN,Asia/Shanghai,yes,,34,savings;loan,2020-01-05,0123,true

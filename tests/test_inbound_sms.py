@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from outreach.db import deliveries, inbound_messages
 from outreach.ledger import Status
 from outreach.profiles import customer_consents, get_customer, timeline
+from outreach.schema import deliveries, inbound_messages
 from outreach.web.twilio_hooks import INBOUND_PATH
 from tests.pipeline import Pipeline
 from tests.twilio_server import inbound_params
@@ -135,9 +135,7 @@ def test_help_gets_the_help_text_in_the_customers_language(
     assert consent(p, "c2")[0] == "granted"
 
 
-def test_the_same_message_delivered_twice_is_filed_once(
-    pipeline: Pipeline, web: WebServer, twilio_server: Any
-) -> None:
+def test_the_same_message_delivered_twice_is_filed_once(pipeline: Pipeline, web: WebServer, twilio_server: Any) -> None:
     p = pipeline
     p.import_csv(CUSTOMERS)
     p.run(p.campaign(NPS))
@@ -185,9 +183,7 @@ def test_an_nps_answer_lands_on_the_profile_and_in_segments(
     assert plan.steps[0].audience == (1 if score <= 6 else 0)
 
 
-def test_unreadable_or_late_answers_are_kept_as_replies(
-    pipeline: Pipeline, web: WebServer, twilio_server: Any
-) -> None:
+def test_unreadable_or_late_answers_are_kept_as_replies(pipeline: Pipeline, web: WebServer, twilio_server: Any) -> None:
     p = pipeline
     p.import_csv(CUSTOMERS)
     p.run(p.campaign(NPS))
@@ -204,9 +200,7 @@ def test_unreadable_or_late_answers_are_kept_as_replies(
     late = p.row("c1")
     with p.engine.begin() as conn:
         conn.execute(
-            deliveries.update()
-            .where(deliveries.c.id == late["id"])
-            .values(sent_at=late["sent_at"] - timedelta(days=8))
+            deliveries.update().where(deliveries.c.id == late["id"]).values(sent_at=late["sent_at"] - timedelta(days=8))
         )
     text_of(p, web, twilio_server, "+8613800138001", "8")
     assert "survey.answered" not in event_kinds(p, "c1")

@@ -9,11 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from outreach import profiles
-from outreach.db import campaign_runs, deliveries
 from outreach.delivery import deliver_batch
 from outreach.ledger import Status
 from outreach.profiles import set_consent
 from outreach.reports import campaign_report
+from outreach.schema import campaign_runs, deliveries
 from tests.pipeline import Pipeline
 from tests.smtp_server import SmtpServer
 

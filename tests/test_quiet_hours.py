@@ -144,7 +144,7 @@ def test_a_delivery_inside_quiet_hours_waits_and_then_goes(
     # scheduler's release hands the rows to the workers again
     p.handle.start_worker(2)
     with p.engine.begin() as conn:
-        from outreach.db import deliveries
+        from outreach.schema import deliveries
 
         conn.execute(
             deliveries.update().values(enqueued_at=now - timedelta(hours=9), not_before=now - timedelta(seconds=1))

@@ -25,8 +25,9 @@ import redis
 import sqlalchemy as sa
 
 from outreach.config import Settings
-from outreach.db import deliveries, events, open_store, utcnow
+from outreach.db import open_store, utcnow
 from outreach.ledger import Status, open_count
+from outreach.schema import deliveries, events
 from outreach.sweep import SweepReport, sweep
 from tests.pipeline import Pipeline
 from tests.services import free_port

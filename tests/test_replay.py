@@ -7,10 +7,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from outreach.db import audit_log, deliveries
 from outreach.ledger import Status
 from outreach.profiles import set_consent
 from outreach.replay import replay
+from outreach.schema import audit_log, deliveries
 from tests.pipeline import Pipeline
 
 CUSTOMERS = """

@@ -14,7 +14,8 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 
-from outreach.db import campaign_runs, deliveries, make_engine
+from outreach.db import make_engine
+from outreach.schema import campaign_runs, deliveries
 
 OUTREACH = str(Path(sys.executable).with_name("outreach"))
 

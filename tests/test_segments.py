@@ -23,8 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from outreach.db import attribute_types, customers, make_engine, migrate, open_store
+from outreach.db import make_engine, open_store
 from outreach.fields import AttributeType
+from outreach.migrations import migrate
+from outreach.schema import attribute_types, customers
 from outreach.segment_syntax import SegmentError
 from outreach.segments import check_segment, compile_segment
 from tests.services import unavailable

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from outreach.db import deliveries, insert_returning, utcnow
+from outreach.db import insert_returning, utcnow
 from outreach.ledger import INTERNAL, Status
 from outreach.profiles import set_consent
 from outreach.responses import InboundMessage, file_inbound
+from outreach.schema import deliveries
 from tests.pipeline import Pipeline, later
 from tests.smtp_server import SmtpServer
 

@@ -8,9 +8,9 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from outreach.db import customers, events
 from outreach.ledger import Status
 from outreach.profiles import customer_consents
+from outreach.schema import customers, events
 from tests.pipeline import Pipeline
 from tests.web_server import WebServer
 

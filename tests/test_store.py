@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach import db
-from outreach.db import make_engine, meta, migrate, open_store
+from outreach import migrations, schema
+from outreach.db import make_engine, open_store
+from outreach.migrations import migrate
+from outreach.schema import inbound_messages, meta
 
 
 def version(url: str) -> int:
@@ -35,7 +38,7 @@ def test_schema_is_created_once_by_many_starters(store_url: str) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert version(store_url) == db.SCHEMA_VERSION
+    assert version(store_url) == migrations.SCHEMA_VERSION
     engine = make_engine(store_url)
     assert {"customers", "consents", "events", "deliveries", "campaign_runs", "attribute_types", "meta"} <= set(
         sa.inspect(engine).get_table_names()
@@ -55,59 +58,97 @@ def test_an_older_schema_is_upgraded_in_order(store_url: str, monkeypatch: pytes
         applied.append("add index")
         conn.execute(sa.text("CREATE INDEX ix_customers_nickname ON customers (nickname)"))
 
-    monkeypatch.setattr(db, "MIGRATIONS", [*db.MIGRATIONS, add_column, add_index])
-    monkeypatch.setattr(db, "SCHEMA_VERSION", db.SCHEMA_VERSION + 2)
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, add_column, add_index])
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", migrations.SCHEMA_VERSION + 2)
     engine = make_engine(store_url)
     migrate(engine)
     migrate(engine)  # already current: nothing applied twice
     assert applied == ["add column", "add index"]
-    assert version(store_url) == db.SCHEMA_VERSION
+    assert version(store_url) == migrations.SCHEMA_VERSION
     assert "nickname" in {c["name"] for c in sa.inspect(engine).get_columns("customers")}
     engine.dispose()
 
 
 def test_a_newer_schema_is_refused(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     open_store(store_url).dispose()
-    monkeypatch.setattr(db, "SCHEMA_VERSION", db.SCHEMA_VERSION - 1)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", migrations.SCHEMA_VERSION - 1)
     with pytest.raises(RuntimeError, match="newer than this program"):
         migrate(make_engine(store_url))
+
+
+V3_TABLES = {"conversations"}
+V3_COLUMNS = {
+    "customers": {"provisional_since"},
+    "deliveries": {"conversation_id"},
+    "inbound_messages": {"conversation_id", "triggers_done_at"},
+}
+
+
+def create_old_store(conn: Connection, version: int, skip: set[str], dropped: dict[str, set[str]]) -> None:
+    """The current tables without those and the columns (and their indexes) a later version added."""
+    old = sa.MetaData()
+    for table in schema.metadata.sorted_tables:
+        if table.name in skip:
+            continue
+        gone = dropped.get(table.name, set())
+        sa.Table(
+            table.name,
+            old,
+            *(c._copy() for c in table.columns if c.name not in gone),
+            *(
+                sa.Index(i.name, *(c.name for c in i.columns))
+                for i in table.indexes
+                if not {c.name for c in i.columns} & gone and i.columns
+            ),
+        )
+    old.create_all(conn)
+    conn.execute(meta.insert().values(key="schema_version", value=str(version)))
 
 
 def test_a_version_1_store_gains_the_response_columns_and_tables(store_url: str) -> None:
     """A store created before responses existed (schema 1) is upgraded in place, its rows kept."""
     engine = make_engine(store_url)
     with engine.begin() as conn:
-        v1 = sa.MetaData()
-        for table in db.metadata.sorted_tables:
-            if table.name in {"inbound_messages", "bounces", "campaigns", "schedules", "audit_log"}:
-                continue
-            dropped = {
-                "deliveries": {"expects", "variant", "delivered_at", "replied_at", "opted_out_at"},
-                "campaign_runs": {"scheduled_for"},
-                "customers": {"whatsapp", "whatsapp_invalid", "wechat_openid", "wechat_invalid"},
-            }.get(table.name, set())
-            sa.Table(
-                table.name,
-                v1,
-                *(c._copy() for c in table.columns if c.name not in dropped),
-                *(
-                    sa.Index(i.name, *(c.name for c in i.columns))
-                    for i in table.indexes
-                    if not {c.name for c in i.columns} & dropped
-                ),
-            )
-        v1.create_all(conn)
-        conn.execute(meta.insert().values(key="schema_version", value="1"))
+        v2_columns = {
+            "deliveries": {"expects", "variant", "delivered_at", "replied_at", "opted_out_at"},
+            "campaign_runs": {"scheduled_for"},
+            "customers": {"whatsapp", "whatsapp_invalid", "wechat_openid", "wechat_invalid"},
+        }
+        names = {*v2_columns, *V3_COLUMNS}
+        dropped = {name: v2_columns.get(name, set()) | V3_COLUMNS.get(name, set()) for name in names}
+        v2_tables = {"inbound_messages", "bounces", "campaigns", "schedules", "audit_log"}
+        create_old_store(conn, 1, v2_tables | V3_TABLES, dropped)
         conn.execute(sa.text("INSERT INTO meta (key, value) VALUES ('kept', 'yes')"))
     migrate(engine)
     inspector = sa.inspect(engine)
-    assert {"expects", "variant", "delivered_at", "replied_at", "opted_out_at"} <= {
+    assert {"expects", "variant", "delivered_at", "replied_at", "opted_out_at", "conversation_id"} <= {
         c["name"] for c in inspector.get_columns("deliveries")
     }
     assert "scheduled_for" in {c["name"] for c in inspector.get_columns("campaign_runs")}
-    assert {"whatsapp", "wechat_openid"} <= {c["name"] for c in inspector.get_columns("customers")}
-    assert {"inbound_messages", "bounces", "campaigns", "schedules", "audit_log"} <= set(inspector.get_table_names())
-    assert version(store_url) == db.SCHEMA_VERSION
+    assert {"whatsapp", "wechat_openid", "provisional_since"} <= {c["name"] for c in inspector.get_columns("customers")}
+    assert {*v2_tables, *V3_TABLES} <= set(inspector.get_table_names())
+    assert version(store_url) == migrations.SCHEMA_VERSION
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT value FROM meta WHERE key = 'kept'")).scalar_one() == "yes"
+    engine.dispose()
+
+
+def test_a_version_2_store_gains_conversations_and_its_old_messages_trigger_nothing(store_url: str) -> None:
+    engine = make_engine(store_url)
+    received = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
+    with engine.begin() as conn:
+        create_old_store(conn, 2, V3_TABLES, V3_COLUMNS)
+        conn.execute(
+            sa.text(
+                "INSERT INTO inbound_messages (channel, provider_message_id, from_address, body, kind, received_at)"
+                " VALUES ('sms', 'SM1', '+14155550100', 'complaint', 'reply', :at)"
+            ),
+            {"at": received if conn.dialect.name == "postgresql" else received.replace(tzinfo=None)},
+        )
+    migrate(engine)
+    assert version(store_url) == migrations.SCHEMA_VERSION
+    with engine.connect() as conn:
+        [row] = conn.execute(sa.select(inbound_messages)).mappings().all()
+    assert row["triggers_done_at"] == received and row["conversation_id"] is None
+    assert "conversations" in sa.inspect(engine).get_table_names()
     engine.dispose()

@@ -16,10 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from outreach.channels.base import SendResult
-from outreach.db import campaigns, deliveries, events, utcnow
+from outreach.db import utcnow
 from outreach.delivery import outgoing
 from outreach.ledger import Status, claim, record_outcomes
 from outreach.scheduler import SchedulerCore
+from outreach.schema import campaigns, deliveries, events
 from outreach.status_reports import ReportOutcome, StatusReport, apply_status_reports
 from outreach.sweep import SweepReport, sweep
 from tests.pipeline import Pipeline

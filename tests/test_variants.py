@@ -16,9 +16,9 @@ from outreach.campaign_model import Variant
 from outreach.campaigns import load_campaign
 from outreach.cli.operations import print_report
 from outreach.config import Settings
-from outreach.db import campaign_runs, deliveries
 from outreach.ledger import Status
 from outreach.reports import campaign_report
+from outreach.schema import campaign_runs, deliveries
 from outreach.variant_report import TOO_SMALL, newcombe, wilson
 from outreach.variants import VariantChooser, hash_point
 from tests.pipeline import Pipeline

@@ -8,8 +8,8 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from outreach.db import inbound_messages
 from outreach.profiles import customer_consents, timeline
+from outreach.schema import inbound_messages
 from outreach.web.wechat_hooks import signature_for
 from tests.pipeline import Pipeline
 from tests.web_server import WebServer

@@ -13,10 +13,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from outreach.db import deliveries, utcnow
+from outreach.db import utcnow
 from outreach.ledger import Status
 from outreach.messages import by_locale
 from outreach.profiles import consent_status, get_customer, set_consent
+from outreach.schema import deliveries
 from outreach.unsubscribe import read_token
 from outreach.web.bodies import BadRequest, parse_form, read_body
 from outreach.web.state import AppState

@@ -19,9 +19,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from outreach.config import Settings
-from outreach.db import customers, utcnow
+from outreach.db import utcnow
 from outreach.profiles import ConsentStatus, set_consent
 from outreach.responses import InboundMessage, file_inbound
+from outreach.schema import customers
 from outreach.web.bodies import BadRequest, read_body
 from outreach.web.state import AppState
 
