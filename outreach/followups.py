@@ -19,12 +19,13 @@ from outreach.config import Settings
 from outreach.errors import InputError
 from outreach.fields import ADDRESS_FIELDS, AttributeType
 from outreach.inbound_triggers import REPLY, reply_channel
-from outreach.planner import CampaignPlan, plan_campaign
+from outreach.planner import plan_campaign
 from outreach.profiles import attribute_catalog
 from outreach.queueing import Transport
 from outreach.schema import campaign_runs, consents, customers, deliveries
 from outreach.segment_syntax import SegmentError
 from outreach.segments import compile_segment
+from outreach.step_planner import CampaignPlan
 
 # How long after an occurrence started its follow-ups are still looked for, beyond the sum of their delays.
 HORIZON_MARGIN = timedelta(days=7)

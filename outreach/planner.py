@@ -1,95 +1,39 @@
 """The planner: who gets which message on which channel, written to the ledger before anything is sent.
 
-For each step that goes now, it streams the segment from SQL in chunks of customers (never the whole
-audience in memory), skips customers this occurrence already planned, decides reachability (address,
-consent for the purpose, fallback channel), renders, and inserts the chunk's ledger rows in one transaction
-(`ON CONFLICT DO NOTHING` on the idempotency key), then hands the new row ids to the broker in batches.
+`plan_campaign` plans one occurrence of a campaign: it compiles the segment (provisional profiles are never
+in it), records the run and the campaign's settings for the workers, and plans each step that goes now
+with a `StepPlanner` (see `step_planner`: chunks streamed from SQL, never the whole audience in memory).
 The dry run (`campaigns plan`) does the same work without writing or enqueueing.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from outreach.campaign_model import Step
 from outreach.campaigns import LoadedCampaign
-from outreach.caps import REASON as REASON_CAPPED
-from outreach.caps import Cap, campaign_cap, planned_counts
+from outreach.caps import Cap, campaign_cap
 from outreach.config import Settings
-from outreach.db import insert_ignoring_duplicates, insert_returning, reading, utcnow
+from outreach.db import insert_ignoring_duplicates, utcnow
 from outreach.errors import InputError
-from outreach.fields import ADDRESS_FIELDS
-from outreach.ledger import Status
-from outreach.messages import Composed, StepComposer
-from outreach.profiles import add_events, attribute_catalog, consent_block_reason, consent_map, event_row
+from outreach.messages import StepComposer
+from outreach.profiles import attribute_catalog
 from outreach.provisional import is_provisional
-from outreach.queueing import Transport, enqueue_when_due
-from outreach.quiet_hours import SendingHours, sending_hours
-from outreach.rendering import MissingData, RenderError
-from outreach.schema import attribute_types, campaign_runs, campaigns, customers, deliveries
+from outreach.queueing import Transport
+from outreach.quiet_hours import sending_hours
+from outreach.schema import attribute_types, campaign_runs, campaigns
 from outreach.segment_syntax import SegmentError
 from outreach.segments import compile_segment
+from outreach.step_planner import CampaignPlan, StepPlanner
 from outreach.unsubscribe import signing_key
-from outreach.variants import StepVariants
-from outreach.windows import REASON as WINDOW_CLOSED
-from outreach.windows import REPLY_WINDOWS, open_windows
 
-CHUNK = 1000
-SAMPLES = 3
 OCCURRENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._+\-]{0,63}$")
 DEFAULT_OCCURRENCE = "manual"
-
-
-@dataclass
-class StepPlan:
-    step_id: str
-    audience: int = 0
-    already_planned: int = 0
-    planned: int = 0
-    by_channel: Counter[str] = field(default_factory=Counter)
-    suppressed: Counter[str] = field(default_factory=Counter)
-    sms_segments: int = 0
-    # Rows that wait for quiet hours or a holiday to end (they have a `not_before`).
-    deferred: int = 0
-    samples: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.step_id,
-            "audience": self.audience,
-            "already_planned": self.already_planned,
-            "to_send": sum(self.by_channel.values()),
-            "by_channel": dict(self.by_channel),
-            "suppressed": dict(self.suppressed),
-            "sms_segments": self.sms_segments,
-            "deferred": self.deferred,
-            "samples": self.samples,
-        }
-
-
-@dataclass
-class CampaignPlan:
-    campaign_id: str
-    occurrence: str
-    dry_run: bool
-    steps: list[StepPlan] = field(default_factory=list)
-    row_ids: list[int] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "campaign": self.campaign_id,
-            "occurrence": self.occurrence,
-            "dry_run": self.dry_run,
-            "steps": [s.as_dict() for s in self.steps],
-        }
 
 
 def check_occurrence(label: str) -> str:
@@ -149,7 +93,7 @@ def plan_campaign(
     for step in steps if steps is not None else loaded.first_steps():
         composer = StepComposer(campaign, step, loaded.templates[step.id], settings, key)
         step_where = audience(step) if audience is not None else where
-        planner = _StepPlanner(engine, loaded, step, occurrence, composer, step_where, dry_run)
+        planner = StepPlanner(engine, loaded, step, occurrence, composer, step_where, dry_run)
         planner.cap = cap
         planner.hours = hours
         plan.steps.append(planner.run(transport, settings.batch_size, progress, plan.row_ids))
@@ -214,228 +158,3 @@ def _finish_run(engine: Engine, campaign_id: str, occurrence: str) -> None:
             .where(campaign_runs.c.campaign_id == campaign_id, campaign_runs.c.occurrence == occurrence)
             .values(status="planned", planned_at=utcnow())
         )
-
-
-class _StepPlanner:
-    def __init__(
-        self,
-        engine: Engine,
-        loaded: LoadedCampaign,
-        step: Step,
-        occurrence: str,
-        composer: StepComposer,
-        where: sa.ColumnElement[bool],
-        dry_run: bool,
-    ) -> None:
-        self.engine = engine
-        self.campaign = loaded.campaign
-        self.step = step
-        self.occurrence = occurrence
-        self.composer = composer
-        self.variants = StepVariants(loaded, step, composer)
-        self.where = where
-        self.dry_run = dry_run
-        self.report = StepPlan(step.id)
-        d = deliveries.c
-        self.channels = [step.channel] + ([step.fallback] if step.fallback else [])
-        self.already = sa.exists().where(
-            d.campaign_id == self.campaign.id,
-            d.occurrence == occurrence,
-            d.step_id == step.id,
-            d.customer_id == customers.c.id,
-            d.channel.in_(self.channels),
-        )
-        self.cap: Cap | None = None
-        self.windows: set[tuple[str, str]] = set()
-        self.hours: SendingHours | None = None
-        self.expects = (
-            {**step.expects.model_dump(exclude_none=True), "attribute": step.expects.attribute_name}
-            if step.expects
-            else None
-        )
-
-    def run(
-        self,
-        transport: Transport | None,
-        batch_size: int,
-        progress: Callable[[int, int], None] | None,
-        row_ids: list[int],
-    ) -> StepPlan:
-        with reading(self.engine) as conn:
-            total = conn.execute(sa.select(sa.func.count()).select_from(customers).where(self.where)).scalar_one()
-            done = conn.execute(sa.select(sa.func.count()).select_from(customers).where(self.where, self.already))
-            self.report.already_planned = int(done.scalar_one())
-        self.report.audience = int(total)
-        seen = 0
-        # One streamed query for the whole segment (not a query per chunk: that would rescan the table each
-        # time); each chunk is written in its own transaction on another connection.
-        with reading(self.engine) as reader:
-            result = reader.execution_options(stream_results=True, yield_per=CHUNK).execute(
-                sa.select(customers).where(self.where, ~self.already).order_by(customers.c.id)
-            )
-            for partition in result.mappings().partitions(CHUNK):
-                chunk = [dict(r) for r in partition]
-                with self.engine.begin() as conn:
-                    rows = self._rows(conn, chunk)
-                    new_rows = [] if self.dry_run else self._insert(conn, rows)
-                seen += len(chunk)
-                if new_rows and transport is not None:
-                    enqueue_when_due(transport, new_rows, batch_size)
-                row_ids.extend(delivery_id for delivery_id, _ in new_rows)
-                if progress:
-                    progress(seen, self.report.audience - self.report.already_planned)
-        return self.report
-
-    def _rows(self, conn: Connection, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        purpose = self.campaign.purpose
-        consents = consent_map(conn, [c["id"] for c in chunk], self.channels, purpose)
-        now = utcnow()
-        self.windows = open_windows(conn, [c["id"] for c in chunk], self.channels, now)
-        capped = planned_counts(conn, [c["id"] for c in chunk], now - self.cap.per) if self.cap else None
-        rows = []
-        for customer in chunk:
-            variant = self.variants.choose(customer["id"])
-            channel, reason, detail = self._choose_channel(customer, consents, purpose)
-            if reason is None and capped is not None and self.cap and capped[customer["id"]] >= self.cap.max:
-                reason, detail = REASON_CAPPED, f"{capped[customer['id']]} marketing messages within {self.cap.per}"
-            composed: Composed | None = None
-            if reason is None:
-                try:
-                    composed = self.variants.composer(variant).compose(channel, customer)
-                except MissingData as exc:
-                    reason, detail = "missing_data", str(exc)
-                except RenderError as exc:
-                    reason, detail = "render_error", str(exc)
-            rows.append(self._row(customer, channel, reason, detail, composed, now) | {"variant": variant})
-        return rows
-
-    def _choose_channel(
-        self, customer: Mapping[str, Any], consents: Mapping[tuple[str, str], str], purpose: str
-    ) -> tuple[str, str | None, str | None]:
-        """The channel to use, or the primary channel with the reason nobody can be reached."""
-        primary = self.step.channel
-        reason = _unreachable(customer, primary, purpose, consents, self.windows)
-        if reason is None:
-            return primary, None, None
-        fallback = self.step.fallback
-        if fallback is not None:
-            fallback_reason = _unreachable(customer, fallback, purpose, consents, self.windows)
-            if fallback_reason is None:
-                return fallback, None, None
-            return primary, reason, f"{fallback} fallback: {fallback_reason}"
-        return primary, reason, None
-
-    def _row(
-        self,
-        customer: Mapping[str, Any],
-        channel: str,
-        reason: str | None,
-        detail: str | None,
-        composed: Composed | None,
-        now: datetime,
-    ) -> dict[str, Any]:
-        report = self.report
-        address = customer.get(ADDRESS_FIELDS[channel][0]) if channel in ADDRESS_FIELDS else None
-        not_before = None
-        if self.hours is not None and reason is None:
-            not_before = self.hours.not_before(now, customer.get("timezone"), customer.get("country"))
-            report.deferred += not_before is not None
-        if reason is not None:
-            report.suppressed[reason] += 1
-        else:
-            assert composed is not None
-            report.by_channel[channel] += 1
-            report.sms_segments += composed.sms_segments or 0
-            if len(report.samples) < SAMPLES:
-                report.samples.append(
-                    {
-                        "customer": customer["id"],
-                        "channel": channel,
-                        "to": address,
-                        "subject": composed.subject,
-                        "body": composed.body,
-                        "sms_segments": composed.sms_segments,
-                    }
-                )
-        return {
-            "idempotency_key": f"{self.campaign.id}:{self.occurrence}:{self.step.id}:{customer['id']}:{channel}",
-            "campaign_id": self.campaign.id,
-            "occurrence": self.occurrence,
-            "step_id": self.step.id,
-            "customer_id": customer["id"],
-            "channel": channel,
-            "purpose": self.campaign.purpose,
-            "status": Status.SUPPRESSED if reason else Status.QUEUED,
-            "reason": reason,
-            "detail": detail,
-            "address": address,
-            "subject": composed.subject if composed else None,
-            "body": composed.body if composed else None,
-            "html": composed.html if composed else None,
-            "headers": composed.headers if composed and composed.headers else None,
-            "sms_segments": composed.sms_segments if composed else None,
-            "expects": self.expects if composed else None,
-            "attempts": 0,
-            "not_before": not_before,
-            "enqueued_at": None if reason else now,
-            "finished_at": now if reason else None,
-            "created_at": now,
-            "updated_at": now,
-        }
-
-    def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, datetime | None]]:
-        """Insert the chunk's rows; those another run already wrote are skipped. Returns the ids to enqueue,
-        each with the moment before which it may not go (quiet hours, holidays) or None."""
-        if not rows:
-            return []
-        inserted = insert_returning(conn, deliveries, rows, ("id", "idempotency_key", "status"))
-        by_key = {r["idempotency_key"]: r for r in rows}
-        new_events = []
-        queued = []
-        for delivery_id, key, status in inserted:
-            row = by_key[key]
-            if status == Status.QUEUED:
-                queued.append((delivery_id, row["not_before"]))
-                data = {"step": row["step_id"], "channel": row["channel"], "occurrence": self.occurrence}
-                if row["not_before"]:
-                    data["not_before"] = row["not_before"].isoformat(timespec="seconds")
-                kind = "delivery.planned"
-            else:
-                data = {"step": row["step_id"], "channel": row["channel"], "reason": row["reason"]}
-                if row["detail"]:
-                    data["detail"] = row["detail"]
-                kind = "delivery.suppressed"
-            new_events.append(
-                event_row(
-                    row["customer_id"],
-                    kind,
-                    data,
-                    at=row["created_at"],
-                    delivery_id=delivery_id,
-                    campaign_id=self.campaign.id,
-                )
-            )
-        add_events(conn, new_events)
-        return sorted(queued)
-
-
-def _unreachable(
-    customer: Mapping[str, Any],
-    channel: str,
-    purpose: str,
-    consents: Mapping[tuple[str, str], str],
-    windows: set[tuple[str, str]],
-) -> str | None:
-    """Why `channel` cannot be used for this customer, or None when it can."""
-    fields = ADDRESS_FIELDS.get(channel)
-    if fields is None:
-        return "no_address"
-    address_field, flag_field = fields
-    if not customer.get(address_field):
-        return "no_address"
-    if customer.get(flag_field):
-        return "invalid_address"
-    blocked = consent_block_reason(purpose, consents.get((customer["id"], channel)))
-    if blocked is None and channel in REPLY_WINDOWS and (customer["id"], channel) not in windows:
-        return WINDOW_CLOSED
-    return blocked

@@ -15,9 +15,10 @@ from outreach.campaigns import LoadedCampaign, load_campaign
 from outreach.config import Settings
 from outreach.db import shift_clock, utcnow
 from outreach.importer import import_customers
-from outreach.planner import CampaignPlan, plan_campaign
+from outreach.planner import plan_campaign
 from outreach.profiles import attribute_catalog
 from outreach.schema import deliveries
+from outreach.step_planner import CampaignPlan
 from workers.broker import BrokerHandle
 
 

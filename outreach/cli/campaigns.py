@@ -16,9 +16,10 @@ from outreach.cli.common import console, existing_catalog, print_json, reports_e
 from outreach.config import Settings
 from outreach.errors import InputError
 from outreach.ledger import open_count
-from outreach.planner import DEFAULT_OCCURRENCE, CampaignPlan, check_occurrence, plan_campaign
+from outreach.planner import DEFAULT_OCCURRENCE, check_occurrence, plan_campaign
 from outreach.profiles import attribute_catalog
 from outreach.reports import campaign_report
+from outreach.step_planner import CampaignPlan
 
 app = typer.Typer(help="Campaign files: validate, dry-run, run.", no_args_is_help=True)
 
