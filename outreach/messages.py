@@ -12,7 +12,7 @@ from jinja2 import Template
 from markupsafe import escape
 
 from outreach.campaign_model import Campaign, Step
-from outreach.campaigns import ChannelTemplates
+from outreach.campaign_templates import ChannelTemplates
 from outreach.config import Settings
 from outreach.rendering import compile_template, customer_context, render
 from outreach.sms import sms_size

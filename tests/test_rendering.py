@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from outreach.campaign_model import Campaign
-from outreach.campaigns import ChannelTemplates
+from outreach.campaign_templates import ChannelTemplates
 from outreach.config import Settings
 from outreach.messages import StepComposer, by_locale
 from outreach.rendering import MissingData, RenderError, TemplateText, compile_template, render
