@@ -21,9 +21,9 @@ from outreach.reports import campaign_report
 from outreach.schema import campaign_runs, deliveries
 from outreach.variant_report import TOO_SMALL, newcombe, wilson
 from outreach.variants import VariantChooser, hash_point
+from tests.campaign_files import at, problems, write
 from tests.pipeline import Pipeline
 from tests.smtp_server import SmtpServer
-from tests.test_campaigns import at, problems, write
 
 
 @pytest.fixture
