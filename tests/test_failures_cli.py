@@ -8,17 +8,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from outreach.config import Settings
-from outreach.db import open_store, shift_clock
+from outreach.db import shift_clock
 from tests.pipeline import Pipeline
-from tests.services import free_port
 from tests.smtp_server import SmtpServer
 
 OUTREACH = str(Path(sys.executable).with_name("outreach"))
@@ -63,40 +60,16 @@ NOTICE = """
 
 
 @pytest.fixture
-def ops(
-    store_url: str,
-    make_settings: Callable[..., Settings],
-    smtp_server: SmtpServer,
-    twilio_server: Any,
-    tmp_path: Path,
-) -> Iterator[Pipeline]:
-    """The pipeline of conftest, with two attempts per message, so that transient errors soon make a row dead."""
-    from workers.broker import setup
-
-    settings = make_settings(
-        store_url,
-        smtp_url=smtp_server.url,
-        twilio_account_sid=twilio_server.account_sid,
-        twilio_auth_token=twilio_server.auth_token,
-        twilio_api_base=twilio_server.base_url,
-        sms_from="+15005550006",
-        public_url=f"http://127.0.0.1:{free_port()}",
-        max_attempts=2,
-    )
-    engine = open_store(store_url)
-    handle = setup(settings, engine)
-    folder = tmp_path / "work"
-    folder.mkdir()
-    yield Pipeline(settings, engine, handle, folder)
-    handle.close()
-    engine.dispose()
+def pipeline_overrides() -> dict[str, Any]:
+    """Two attempts per message, so that transient errors soon make a row dead."""
+    return {"max_attempts": 2}
 
 
 @pytest.fixture
-def failed(ops: Pipeline, smtp_server: SmtpServer, twilio_server: Any) -> Pipeline:
+def failed(pipeline: Pipeline, smtp_server: SmtpServer, twilio_server: Any) -> Pipeline:
     """Five failures: `notice` died three days ago (two 500s), `promo` failed just now with 21211 (twice), 21610
     and an SMTP 550; Dan's message went."""
-    p = ops
+    p = pipeline
     p.import_csv(CUSTOMERS)
     shift_clock(-timedelta(days=3))
     try:

@@ -23,19 +23,18 @@ import base64
 import binascii
 import json
 import re
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs
 
 import requests
 from twilio.request_validator import RequestValidator
+
+from tests.loopback_http import LoopbackHandler, LoopbackServer
 
 API_VERSION = "2010-04-01"
 _MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Messages\.json$")
@@ -107,53 +106,18 @@ class Behaviour:
     delay: float = 0.0
 
 
-class TwilioServer:
-    """The fake Messages API on 127.0.0.1; `start()`/`stop()` or use it as a context manager."""
+class TwilioServer(LoopbackServer[RecordedRequest]):
+    """The fake Messages API on 127.0.0.1; `start()`/`stop()` or use it as a context manager.
+
+    `messages` holds the accepted message resources, as answered (the JSON dict), plus "status_callback" from
+    the request.
+    """
 
     def __init__(self, account_sid: str | None = None, auth_token: str | None = None, port: int = 0) -> None:
+        super().__init__(_make_handler(self), "twilio-server", port)
         self.account_sid = account_sid or "AC" + uuid.uuid4().hex
         self.auth_token = auth_token or uuid.uuid4().hex
         self.behaviour = Behaviour()
-        self.requests: list[RecordedRequest] = []
-        # Accepted message resources, as answered (the JSON dict), plus "status_callback" from the request.
-        self.messages: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle -------------------------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="twilio-server", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()  # wake delayed answers
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> TwilioServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # --- configuring answers ---------------------------------------------------------------------------------
 
@@ -187,14 +151,6 @@ class TwilioServer:
         """The accepted messages addressed to `to`."""
         with self.lock:
             return [m for m in self.messages if m["to"] == to]
-
-    def accepted(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return list(self.messages)
-
-    def recorded(self) -> list[RecordedRequest]:
-        with self.lock:
-            return list(self.requests)
 
     # --- calling the bank's webhooks, as Twilio does -----------------------------------------------------------
 
@@ -315,19 +271,10 @@ def _error(code: int, *, to: str = "", from_: str = "", path: str = "") -> tuple
     }
 
 
-def _make_handler(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "nginx"
-        sys_version = ""
-
+def _make_handler(server: TwilioServer) -> type[LoopbackHandler]:
+    class Handler(LoopbackHandler):
         def do_POST(self) -> None:
-            self._handle()
-
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            form = parse_qs(raw.decode("utf-8"), keep_blank_values=True)
+            form = parse_qs(self.read_body().decode("utf-8"), keep_blank_values=True)
             request = RecordedRequest(
                 method=self.command,
                 path=self.path,
@@ -341,24 +288,13 @@ def _make_handler(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
             with server.lock:
                 server.requests.append(request)
                 delay = server.behaviour.delay
-            if delay > 0 and server._stopping.wait(delay):
+            if not server.answer_after(delay):
                 self.close_connection = True
                 return  # shutting down: drop the answer
-            data = json.dumps(payload).encode("utf-8")
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Twilio-Request-Id", "RQ" + uuid.uuid4().hex)
-                if status == HTTPStatus.UNAUTHORIZED:
-                    self.send_header("WWW-Authenticate", 'Basic realm="Twilio API"')
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (timeout): Twilio's answer is lost the same way
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+            headers = {"Twilio-Request-Id": "RQ" + uuid.uuid4().hex}
+            if status == HTTPStatus.UNAUTHORIZED:
+                headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+            self.reply(status, json.dumps(payload).encode("utf-8"), "application/json", headers)
 
     return Handler
 

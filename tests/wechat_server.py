@@ -22,14 +22,13 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.loopback_http import LoopbackHandler, LoopbackServer
 
 TOKEN_PATH = "/cgi-bin/token"
 SEND_PATH = "/cgi-bin/message/custom/send"
@@ -59,6 +58,9 @@ ERRMSG: dict[int, str] = {
 _OPENID = re.compile(r"^[A-Za-z0-9_-]{28}$")
 # A `\u` escape that is not itself escaped (preceded by an even number of backslashes).
 _UNICODE_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u")
+# Content types as WeChat's front end labels them.
+_JSON = "application/json; encoding=utf-8"
+_HTML = "text/html; encoding=utf-8"
 
 
 def new_openid() -> str:
@@ -87,10 +89,11 @@ class Behaviour:
     failures: dict[str, list[int]] = field(default_factory=dict)
 
 
-class WeChatServer:
+class WeChatServer(LoopbackServer[RecordedRequest]):
     """The fake WeChat API on 127.0.0.1; `start()`/`stop()` or use it as a context manager."""
 
     def __init__(self, app_id: str | None = None, app_secret: str | None = None, port: int = 0) -> None:
+        super().__init__(_make_handler(self), "wechat-server", port)
         self.app_id = app_id or "wx" + secrets.token_hex(8)
         self.app_secret = app_secret or secrets.token_hex(16)
         self.behaviour = Behaviour()
@@ -98,41 +101,8 @@ class WeChatServer:
         self.delay = 0.0
         self.token_delay = 0.0
         self.expires_in = 7200
-        self.requests: list[RecordedRequest] = []
-        self.messages: list[dict[str, Any]] = []
         self.tokens: dict[str, float] = {}  # token -> monotonic expiry
         self.issued: list[str] = []
-        self.lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="wechat-server", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()  # wake delayed answers
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> WeChatServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # --- configuring answers ---------------------------------------------------------------------------------
 
@@ -167,13 +137,9 @@ class WeChatServer:
         with self.lock:
             return [m for m in self.messages if m["touser"] == openid]
 
-    def accepted(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return list(self.messages)
-
     def recorded(self, path: str | None = None) -> list[RecordedRequest]:
-        with self.lock:
-            return [r for r in self.requests if path is None or r.path == path]
+        """Every request, or those to `path` (TOKEN_PATH, SEND_PATH)."""
+        return [r for r in super().recorded() if path is None or r.path == path]
 
     # --- answering (called from handler threads) -------------------------------------------------------------
 
@@ -248,24 +214,19 @@ def _error(errcode: int) -> dict[str, Any]:
     return {"errcode": errcode, "errmsg": f"{ERRMSG[errcode]} rid: {rid[:8]}-{rid[8:16]}-{rid[16:24]}"}
 
 
-def _make_handler(server: WeChatServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "nginx"
-        sys_version = ""
-
+def _make_handler(server: WeChatServer) -> type[LoopbackHandler]:
+    class Handler(LoopbackHandler):
         def _handle(self) -> None:
             parts = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.read_body()
             request = RecordedRequest(self.command, parts.path, query, None)
             with server.lock:
                 server.requests.append(request)
                 gateway_error = server._failure("http")
             if gateway_error is not None:
                 request.status = gateway_error
-                return self._reply(gateway_error, b"<html><body>Bad Gateway</body></html>", "text/html")
+                return self.reply(gateway_error, b"<html><body>Bad Gateway</body></html>", _HTML)
             if (self.command, parts.path) == ("GET", TOKEN_PATH):
                 payload, delay = server._token(query), server.token_delay
             elif (self.command, parts.path) == ("POST", SEND_PATH):
@@ -273,26 +234,13 @@ def _make_handler(server: WeChatServer) -> type[BaseHTTPRequestHandler]:
                 delay = server.delay
             else:
                 request.status = 404
-                return self._reply(404, b"<html><body>404 Not Found</body></html>", "text/html")
+                return self.reply(404, b"<html><body>404 Not Found</body></html>", _HTML)
             request.errcode = int(payload.get("errcode", 0))
-            if delay > 0 and server._stopping.wait(delay):
+            if not server.answer_after(delay):
                 self.close_connection = True
                 return  # shutting down: drop the answer
-            self._reply(200, json.dumps(payload, ensure_ascii=False).encode("utf-8"), "application/json")
+            self.reply(200, json.dumps(payload, ensure_ascii=False).encode("utf-8"), _JSON)
 
         do_GET = do_POST = _handle
-
-        def _reply(self, status: int, data: bytes, content_type: str) -> None:
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", f"{content_type}; encoding=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (timeout): the answer is lost the same way
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
 
     return Handler
