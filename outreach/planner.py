@@ -44,6 +44,16 @@ def check_occurrence(label: str) -> str:
     return label
 
 
+def check_runnable(loaded: LoadedCampaign) -> None:
+    """A campaign that answers customers' messages is not run for a segment (by hand or on a schedule)."""
+    if loaded.campaign.trigger is not None:
+        raise InputError.single(
+            str(loaded.path),
+            f"campaign {loaded.id} answers customers' messages (`trigger: inbound`): `outreach serve` runs it "
+            "when a message matches, it is not run by hand",
+        )
+
+
 def plan_campaign(
     engine: Engine,
     loaded: LoadedCampaign,
@@ -64,12 +74,8 @@ def plan_campaign(
     due); `scheduled_for` is the scheduled time of an occurrence the scheduler fired."""
     check_occurrence(occurrence)
     campaign = loaded.campaign
-    if campaign.trigger is not None and audience is None:
-        raise InputError.single(
-            str(loaded.path),
-            f"campaign {campaign.id} answers customers' messages (`trigger: inbound`): `outreach serve` runs it "
-            "when a message matches, it is not run by hand",
-        )
+    if audience is None:
+        check_runnable(loaded)
     today = today or utcnow().date()
     with engine.connect() as conn:
         catalog = attribute_catalog(conn)

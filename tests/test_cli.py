@@ -116,3 +116,14 @@ def test_show_unknown_customer_is_bad_input(workdir: Path) -> None:
     result = outreach(workdir, "customers", "show", "nobody")
     assert result.returncode == 2
     assert result.stderr.strip() == "nobody: no customer with this id"
+
+
+def test_a_trigger_campaign_is_not_run_by_hand(workdir: Path) -> None:
+    assert outreach(workdir, "customers", "import", "customers.csv").returncode == 0
+    shipped = Path(__file__).resolve().parent.parent / "campaigns" / "complaint-ack.yaml"
+    for command in ("run", "plan"):
+        refused = outreach(workdir, "campaigns", command, str(shipped))
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.startswith(f"{shipped}: campaign complaint-ack answers customers' messages")
+        assert "planning" not in refused.stdout
+    assert not (workdir / "outbox").exists()

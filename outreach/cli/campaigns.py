@@ -16,7 +16,7 @@ from outreach.cli.common import console, existing_catalog, print_json, reports_e
 from outreach.config import Settings
 from outreach.errors import InputError
 from outreach.ledger import open_count
-from outreach.planner import DEFAULT_OCCURRENCE, check_occurrence, plan_campaign
+from outreach.planner import DEFAULT_OCCURRENCE, check_occurrence, check_runnable, plan_campaign
 from outreach.profiles import attribute_catalog
 from outreach.reports import campaign_report
 from outreach.step_planner import CampaignPlan
@@ -83,6 +83,7 @@ def run(
     engine = store(cfg)
     loaded = _load(engine, file, cfg)
     check_occurrence(occurrence)
+    check_runnable(loaded)
     handle = setup(cfg, engine)
     if handle.in_process:
         handle.start_worker()
