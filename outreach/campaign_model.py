@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -213,11 +214,16 @@ class InboundTrigger(_Model):
     @classmethod
     def _regex(cls, value: str) -> str:
         try:
-            re.compile(value)
-        except re.error as exc:
+            regex.compile(value)  # the engine inbound triggers match with
+        except regex.error as exc:
+            reason, pos = getattr(exc, "msg", str(exc)), getattr(exc, "pos", None)
+            try:  # `re` tells where the trouble starts (an unclosed group's opening), not where it was noticed
+                re.compile(value)
+            except re.error as plain:
+                reason, pos = plain.msg, plain.pos
             # `pos` lets the loader point at the character inside the expression
             raise PydanticCustomError(
-                "regex", "not a regular expression: {reason}", {"reason": exc.msg, "pos": exc.pos}
+                "regex", "not a regular expression: {reason}", {"reason": reason, "pos": pos}
             ) from None
         return value
 

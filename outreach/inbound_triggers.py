@@ -1,11 +1,12 @@
 """Inbound triggers: campaigns with `trigger: inbound` answer what customers write, within seconds.
 
 When a customer's message (a reply: not a keyword, not a survey answer) arrives on one of a trigger's
-channels and its text matches the trigger's regular expression (case-insensitive), the campaign's first
-steps are planned for that customer alone, as the occurrence `inbound-<message id>`: through the same ledger,
-consent checks, workers and retries as any message, and once per inbound message however often the platform
-redelivers it (the idempotency keys of that occurrence). `channel: reply` is the channel the customer wrote
-on; `tag:` is added to the customer's `tags` attribute and to their conversation.
+channels and its text matches the trigger's regular expression (case-insensitive; the `regex` engine, with a
+timeout), the campaign's first steps are planned for that customer alone, as the occurrence
+`inbound-<message id>`: through the same ledger, consent checks, workers and retries as any message, and
+once per inbound message however often the platform redelivers it (the idempotency keys of that
+occurrence). `channel: reply` is the channel the customer wrote on; `tag:` is added to the customer's `tags`
+attribute and to their conversation.
 
 `outreach serve` runs the triggers as each message is filed; the scheduler's sweep runs them for messages
 whose triggers did not get their say (the server stopped in between): each message's `triggers_done_at` says.
@@ -17,11 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import regex
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -45,8 +46,10 @@ log = logging.getLogger(__name__)
 REPLY = "reply"
 OCCURRENCE_PREFIX = "inbound-"
 TAGS_ATTRIBUTE = "tags"
-# Only the start of a long message is matched: a pattern's cost must not grow with what a stranger sends.
+# Only the start of a long message is matched, and a pattern gets so long on it (the `regex` engine's timeout):
+# a pattern's cost must not grow with what a stranger sends.
 MATCH_CHARS = 2000
+MATCH_TIMEOUT_S = 0.1
 # The sweep answers messages this old and older (the server had its chance) and no older than the horizon.
 SWEEP_AFTER = timedelta(seconds=30)
 SWEEP_HORIZON = timedelta(hours=1)
@@ -72,15 +75,22 @@ def reply_channel(engine: Engine, occurrence: str) -> str | None:
 
 
 def matching(campaigns: Sequence[LoadedCampaign], channel: str, text: str) -> list[LoadedCampaign]:
-    """The trigger campaigns that answer `text` written on `channel`."""
+    """The trigger campaigns that answer `text` written on `channel`. A pattern that takes longer than
+    MATCH_TIMEOUT_S on a message (catastrophic backtracking on what a stranger wrote) does not match it."""
     head = text[:MATCH_CHARS]
     found = []
     for loaded in campaigns:
         trigger = loaded.campaign.trigger
         if trigger is None or channel not in trigger.inbound.channels:
             continue
-        if re.search(trigger.inbound.match, head, re.IGNORECASE):
-            found.append(loaded)
+        try:
+            if regex.search(trigger.inbound.match, head, regex.IGNORECASE, timeout=MATCH_TIMEOUT_S):
+                found.append(loaded)
+        except TimeoutError:
+            log.error(
+                "campaign %s: its `match` took over %s s on a %s message and was given up; simplify the pattern",
+                loaded.id, MATCH_TIMEOUT_S, channel,
+            )  # fmt: skip
     return found
 
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from outreach.conversations import Filter, list_conversations
 from outreach.db import shift_clock, utcnow
 from outreach.escalation import escalate_due
-from outreach.inbound_triggers import answer_pending
+from outreach.inbound_triggers import answer_pending, matching
 from outreach.operator_reply import send_reply
 from outreach.profiles import customer_consents, get_customer, timeline
 from outreach.responses import InboundMessage, file_inbound
@@ -250,3 +250,22 @@ def test_importing_the_customer_adopts_what_they_sent_as_a_stranger(pipeline: Pi
     assert consents[("sms", "marketing")] == "revoked"  # his STOP as a stranger outweighs the file's yes
     assert the_conversation(p, "c9")["messages"] == 1
     assert kinds(p, "c9").count("profile.adopted") == 2
+
+
+def test_a_pattern_that_backtracks_without_end_is_given_up_not_left_to_hang_the_server(
+    pipeline: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    p = pipeline
+    folder = p.settings.campaigns_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    slow = COMPLAINTS.replace('match: "投诉|complain"', 'match: "^(a|aa)+$"')  # 2^n ways to fail on "aaaa...!"
+    (folder / "slow.yaml").write_text(textwrap.dedent(slow).lstrip(), encoding="utf-8")
+    han = COMPLAINTS.replace("id: complaint-ack", "id: chinese-text").replace(
+        'match: "投诉|complain"',
+        'match: "^\\\\p{Han}+$"',  # a `regex` class: text all in Chinese characters
+    )
+    (folder / "han.yaml").write_text(textwrap.dedent(han).lstrip(), encoding="utf-8")
+    loaded = [p.load(folder / "slow.yaml"), p.load(folder / "han.yaml")]
+    assert matching(loaded, "wechat", "a" * 60 + "!") == []  # with `re`, 2^60 steps
+    assert "given up" in caplog.text
+    assert [c.id for c in matching(loaded, "wechat", "投诉信用卡")] == ["chinese-text"]
