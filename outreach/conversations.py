@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from outreach.db import insert_ignoring_duplicates
 from outreach.profiles import add_events, event_row
-from outreach.schema import conversations, customers, deliveries, inbound_messages
+from outreach.schema import conversations, customers, deliveries, events, inbound_messages
 
 c = conversations.c
 
@@ -172,6 +172,18 @@ def transcript(conn: Connection, conversation_id: int) -> list[dict[str, Any]]:
             )
         )
     ]
+    # An operator's reply names the operator (kept on its `delivery.planned` event, as `outreach reply --by`).
+    ours = [x["delivery"] for x in messages if x["direction"] == "out"]
+    if ours:
+        planned = conn.execute(
+            sa.select(events.c.delivery_id, events.c.data).where(
+                events.c.delivery_id.in_(ours), events.c.kind == "delivery.planned"
+            )
+        )
+        authors = {r.delivery_id: (r.data or {}).get("by") for r in planned}
+        for message in messages:
+            if message["direction"] == "out" and authors.get(message["delivery"]):
+                message["by"] = f"{message['by']} {authors[message['delivery']]}"
     return sorted(messages, key=lambda x: (x["at"], x["direction"] == "out"))
 
 

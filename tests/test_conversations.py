@@ -171,7 +171,7 @@ def test_wechat_complaint_is_acknowledged_once_tagged_escalated_and_answered(
     listed = json.loads(run(p, "conversations", "list", "--open", "--tag", "complaint", "--json").stdout)
     assert [c["customer_id"] for c in listed["conversations"]] == ["w1"]
     shown = run(p, "conversations", "show", str(conversation["id"])).stdout
-    assert "我要投诉" in shown and "operator (sent): 王女士您好" in shown
+    assert "我要投诉" in shown and "operator agent-7 (sent): 王女士您好" in shown
     assert "closed" in run(p, "conversations", "close", str(conversation["id"]), "--by", "agent-7").stdout
     assert json.loads(run(p, "conversations", "list", "--open", "--json").stdout) == {"conversations": []}
 
