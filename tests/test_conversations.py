@@ -28,7 +28,7 @@ from outreach.web.twilio_hooks import INBOUND_PATH
 from outreach.web.wechat_hooks import signature_for
 from tests.pipeline import Pipeline
 from tests.smtp_server import SmtpServer
-from tests.test_failures_cli import run
+from tests.test_failures_cli import cli, run
 from tests.web_server import WebServer
 from tests.wechat_server import WeChatServer, new_openid
 
@@ -269,3 +269,18 @@ def test_a_pattern_that_backtracks_without_end_is_given_up_not_left_to_hang_the_
     assert matching(loaded, "wechat", "a" * 60 + "!") == []  # with `re`, 2^60 steps
     assert "given up" in caplog.text
     assert [c.id for c in matching(loaded, "wechat", "投诉信用卡")] == ["chinese-text"]
+
+
+def test_escalate_from_the_command_line(pipeline: Pipeline, smtp_server: SmtpServer) -> None:
+    p = pipeline
+    p.import_csv(f"id,name,wechat_openid\nw1,王芳,{OPENID}\n")
+    file_inbound(p.engine, InboundMessage("wechat", "m-1", OPENID, "投诉:ATM吞卡"), p.settings)
+    with p.engine.begin() as conn:
+        conn.execute(conversations.update().values(tags=["complaint"], waiting_since=utcnow() - timedelta(hours=3)))
+    unset = cli(p.folder, p.settings.database_url, "conversations", "escalate")
+    assert unset.returncode == 2 and unset.stderr.startswith("OUTREACH_SERVICE_EMAIL: no service address")
+    mail = {"OUTREACH_SERVICE_EMAIL": SERVICE_DESK, "OUTREACH_SMTP_URL": smtp_server.url}
+    assert "1 conversations escalated" in run(p, "conversations", "escalate", **mail).stdout
+    assert "0 conversations escalated" in run(p, "conversations", "escalate", **mail).stdout
+    [email] = smtp_server.handler.to(SERVICE_DESK)
+    assert "投诉:ATM吞卡" in email.message.get_body(("plain",)).get_content()

@@ -87,19 +87,20 @@ def failed(pipeline: Pipeline, smtp_server: SmtpServer, twilio_server: Any) -> P
     return p
 
 
-def cli(folder: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(folder: Path, database_url: str, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "TWILIO_"))}
     env.update(
         OUTREACH_CONFIG=str(folder / "none.toml"),
         OUTREACH_DATABASE_URL=database_url,
         OUTREACH_SECRET_KEY="cli-test-key",
         COLUMNS="240",
+        **extra_env,
     )
     return subprocess.run([OUTREACH, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=120)
 
 
-def run(p: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
-    result = cli(p.folder, p.settings.database_url, *args)
+def run(p: Pipeline, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    result = cli(p.folder, p.settings.database_url, *args, **extra_env)
     assert result.returncode == 0, result.stderr
     return result
 
