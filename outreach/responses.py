@@ -118,6 +118,8 @@ def file_in(conn: Connection, message: InboundMessage, settings: Settings) -> Fi
                 "kind": str(read_as),
                 "delivery_id": answered.get(matched[0]["id"]) if matched else None,
                 "received_at": now,
+                # only a reply can trigger an answer (see `inbound_triggers`): the rest have nothing to wait for
+                "triggers_done_at": None if read_as is ReadAs.REPLY else now,
             }
         ],
         ("id",),

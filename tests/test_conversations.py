@@ -239,6 +239,9 @@ def test_importing_the_customer_adopts_what_they_sent_as_a_stranger(pipeline: Pi
     file_inbound(p.engine, InboundMessage("sms", "SMa2", number, "STOP"), p.settings)
     with p.engine.connect() as conn:
         strangers = sorted(conn.execute(sa.select(customers.c.id)).scalars())
+        waiting = conn.execute(sa.select(inbound_messages.c.body, inbound_messages.c.triggers_done_at)).all()
+    # only the reply waits for the triggers (no server ran them here); an opt-out has nothing to wait for
+    assert {body: done is None for body, done in waiting} == {"I complain about the fees": True, "STOP": False}
     assert [s.rsplit("-", 1)[0] for s in strangers] == ["provisional-sms", "provisional-whatsapp"]
 
     p.import_csv(f"id,name,phone,consent_sms\nc9,Carl,{number},yes\n")  # his WhatsApp number is his phone

@@ -17,7 +17,7 @@ from starlette.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from outreach.responses import InboundMessage, file_inbound
+from outreach.responses import InboundMessage, ReadAs, file_inbound
 from outreach.status_reports import StatusReport
 from outreach.web.bodies import BadRequest, parse_form, read_body
 from outreach.web.state import AppState
@@ -83,7 +83,7 @@ async def inbound_message(request: Request) -> Response:
         body=form.get("Body", ""),
     )
     filed = await run_in_threadpool(file_inbound, state.engine, message, state.settings)
-    if filed.inbound_id is not None:
+    if filed.inbound_id is not None and filed.read_as is ReadAs.REPLY:
         await run_in_threadpool(state.answer, filed.inbound_id)
     twiml: Any = MessagingResponse()
     if filed.reply_text and not filed.duplicate:

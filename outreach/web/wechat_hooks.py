@@ -21,7 +21,7 @@ from starlette.responses import PlainTextResponse, Response
 from outreach.config import Settings
 from outreach.db import utcnow
 from outreach.profiles import ConsentStatus, set_consent
-from outreach.responses import InboundMessage, file_inbound
+from outreach.responses import InboundMessage, ReadAs, file_inbound
 from outreach.schema import customers
 from outreach.web.bodies import BadRequest, read_body
 from outreach.web.state import AppState
@@ -76,7 +76,7 @@ async def wechat(request: Request) -> Response:
             "wechat", message_id, sender, push.get("Content", ""), to_address=push.get("ToUserName")
         )
         filed = await run_in_threadpool(file_inbound, state.engine, message, state.settings)
-        if filed.inbound_id is not None:
+        if filed.inbound_id is not None and filed.read_as is ReadAs.REPLY:
             await run_in_threadpool(state.answer, filed.inbound_id)
     elif kind == "event" and push.get("Event", "").lower() in ("subscribe", "unsubscribe"):
         following = push["Event"].lower() == "subscribe"
