@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from outreach.db import insert_ignoring_duplicates
+from outreach.json_lists import list_contains
 from outreach.profiles import add_events, event_row
 from outreach.schema import conversations, customers, deliveries, events, inbound_messages
 
@@ -133,9 +134,9 @@ def list_conversations(conn: Connection, selection: Filter, now: datetime) -> li
         query = query.where(c.status == "open")
     if selection.customer_id is not None:
         query = query.where(c.customer_id == selection.customer_id)
+    if selection.tag is not None:
+        query = query.where(list_contains(c.tags, selection.tag, conn.dialect.name))
     rows = [dict(r) for r in conn.execute(query).mappings()]
-    if selection.tag is not None:  # tags are a JSON list: filtered here, portable across both stores
-        rows = [r for r in rows if selection.tag in (r["tags"] or [])]
     for row in rows:
         row["waiting_s"] = int((now - row["waiting_since"]).total_seconds()) if row["waiting_since"] else None
         row["provisional"] = row.pop("provisional_since") is not None

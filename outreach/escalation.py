@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from outreach.config import Settings
 from outreach.conversations import span_text, transcript
 from outreach.durations import parse_duration
+from outreach.json_lists import list_contains
 from outreach.ledger import INTERNAL, queue_one
 from outreach.queueing import Transport
 from outreach.schema import conversations, customers
@@ -34,8 +35,8 @@ def escalate_due(engine: Engine, settings: Settings, transport: Transport | None
     not_yet = sa.or_(c.escalated_at.is_(None), c.escalated_at < c.waiting_since)
     due = sa.and_(c.status == "open", c.waiting_since.is_not(None), c.waiting_since <= cutoff, not_yet)
     with engine.connect() as conn:
-        candidates = [dict(r) for r in conn.execute(sa.select(c.id, c.tags).where(due).order_by(c.id)).mappings()]
-    tagged = [r["id"] for r in candidates if set(r["tags"] or ()) & set(settings.escalate_tags)]
+        tagged_as_escalated = sa.or_(*(list_contains(c.tags, tag, conn.dialect.name) for tag in settings.escalate_tags))
+        tagged = list(conn.execute(sa.select(c.id).where(due, tagged_as_escalated).order_by(c.id)).scalars())
     planned: list[int] = []
     for conversation_id in tagged:
         with engine.begin() as conn:

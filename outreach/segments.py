@@ -16,7 +16,6 @@ include customers without a city. Text compares by code point. Dates are ISO tex
 from __future__ import annotations
 
 import ast
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -24,10 +23,10 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement, Grouping
 
 from outreach.fields import CORE_FIELDS, AttributeType, parse_date
+from outreach.json_lists import list_contains
 from outreach.schema import customers
 from outreach.segment_syntax import SegmentError, column_of, describe, parse_segment
 
@@ -176,7 +175,7 @@ class SegmentCompiler:
             value = self._literal(left)
             if value.kind not in ("string", "date"):
                 raise SegmentError("list attributes hold text: test for a text value", column_of(left))
-            contains = self._list_contains(right.id, str(value.value))
+            contains = list_contains(customers.c.attributes, str(value.value), self.dialect, key=right.id)
             present = self._present_typed(right.id, "list")
             return sa.and_(present, sa.not_(contains)) if negate else contains
         raise SegmentError("use `field in ('a', 'b')` or `'a' in list_field`", column_of(left))
@@ -288,20 +287,6 @@ class SegmentCompiler:
 
     def _present_typed(self, name: str, kind: AttributeType) -> ColumnElement[bool]:
         return self._typed(name, kind).is_not(None)
-
-    def _list_contains(self, name: str, value: str) -> ColumnElement[bool]:
-        attrs = customers.c.attributes
-        if self.dialect == "postgresql":
-            return sa.func.coalesce(
-                attrs.op("->")(sa.literal(name)).bool_op("@>")(sa.cast(sa.literal(json.dumps([value])), JSONB)),
-                sa.false(),
-                type_=sa.Boolean,
-            )
-        path = '$."' + name + '"'
-        each = sa.func.json_each(attrs, path).table_valued("value", "type")
-        return sa.exists(
-            sa.select(sa.literal(1)).select_from(each).where(each.c.type == "text", each.c.value == value)
-        ).where(sa.func.json_type(attrs, path) == "array")
 
 
 def _join(parts: list[ColumnElement[bool]], conjunction: str) -> ColumnElement[bool]:

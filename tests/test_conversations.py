@@ -287,3 +287,18 @@ def test_escalate_from_the_command_line(pipeline: Pipeline, smtp_server: SmtpSer
     assert "0 conversations escalated" in run(p, "conversations", "escalate", **mail).stdout
     [email] = smtp_server.handler.to(SERVICE_DESK)
     assert "投诉:ATM吞卡" in email.message.get_body(("plain",)).get_content()
+
+
+def test_the_tag_filter_finds_tagged_conversations_beyond_the_first_page(pipeline: Pipeline) -> None:
+    p = pipeline
+    p.import_csv(f"id,name,wechat_openid\nw1,王芳,{OPENID}\nw2,李雷,{new_openid()}\n")
+    file_inbound(p.engine, InboundMessage("wechat", "m-1", OPENID, "你好"), p.settings)  # waits longest
+    with p.engine.connect() as conn:
+        other = conn.execute(sa.select(customers.c.wechat_openid).where(customers.c.id == "w2")).scalar_one()
+    file_inbound(p.engine, InboundMessage("wechat", "m-2", other, "投诉"), p.settings)
+    with p.engine.begin() as conn:
+        conn.execute(conversations.update().where(conversations.c.customer_id == "w2").values(tags=["complaint"]))
+        found = list_conversations(conn, Filter(tag="complaint", limit=1), utcnow())
+        everyone = list_conversations(conn, Filter(limit=1), utcnow())
+    assert [r["customer_id"] for r in found] == ["w2"]
+    assert [r["customer_id"] for r in everyone] == ["w1"]
