@@ -20,9 +20,9 @@ from outreach.config import Settings
 from outreach.db import insert_ignoring_duplicates
 from outreach.durations import parse_duration
 from outreach.ledger import Status
-from outreach.profiles import add_events, event_row
+from outreach.profiles import add_events, change_attributes, event_row
 from outreach.replies import parse_choice, parse_score
-from outreach.schema import attribute_types, customers, deliveries
+from outreach.schema import attribute_types, deliveries
 
 ANSWERED_STATES = (Status.SENT, Status.DELIVERED)
 
@@ -73,14 +73,7 @@ def record_answer(
 ) -> None:
     """Store the answer on the profile attribute, mark the question replied, and add the timeline event."""
     attribute = question.attribute
-    current = conn.execute(
-        sa.select(customers.c.attributes).where(customers.c.id == customer_id).with_for_update()
-    ).scalar_one()
-    conn.execute(
-        customers.update()
-        .where(customers.c.id == customer_id)
-        .values(attributes={**dict(current or {}), attribute: answer}, updated_at=now)
-    )
+    change_attributes(conn, customer_id, lambda attributes: {**attributes, attribute: answer}, now)
     kind = "number" if isinstance(answer, int) else "string"
     conn.execute(insert_ignoring_duplicates(conn, attribute_types).values(name=attribute, type=kind))
     mark_replied(conn, question.delivery_id, now)

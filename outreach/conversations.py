@@ -100,7 +100,7 @@ def note_reply(conn: Connection, conversation_id: int, delivery_id: int, now: da
 
 
 def add_tag(conn: Connection, conversation_id: int, tag: str, now: datetime) -> None:
-    tags = conn.execute(sa.select(c.tags).where(c.id == conversation_id)).scalar() or []
+    tags = conn.execute(sa.select(c.tags).where(c.id == conversation_id).with_for_update()).scalar() or []
     if tag not in tags:
         conn.execute(conversations.update().where(c.id == conversation_id).values(tags=[*tags, tag], updated_at=now))
 

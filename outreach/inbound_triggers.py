@@ -34,7 +34,8 @@ from outreach.conversations import add_tag, note_reply
 from outreach.db import insert_ignoring_duplicates, utcnow
 from outreach.errors import InputError
 from outreach.planner import plan_campaign
-from outreach.profiles import add_events, attribute_catalog, event_row
+from outreach.profiles import add_events, attribute_catalog, change_attributes, event_row, with_list_values
+from outreach.provisional import TAGS
 from outreach.queueing import Transport
 from outreach.responses import ReadAs
 from outreach.schema import attribute_types, customers, inbound_messages
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 
 REPLY = "reply"
 OCCURRENCE_PREFIX = "inbound-"
-TAGS_ATTRIBUTE = "tags"
 # Only the start of a long message is matched, and a pattern gets so long on it (the `regex` engine's timeout):
 # a pattern's cost must not grow with what a stranger sends.
 MATCH_CHARS = 2000
@@ -205,20 +205,12 @@ def _tag(
 ) -> None:
     """Add `tag` to the customer's `tags` list attribute (declared a list, so segments can ask
     `'complaint' in tags`) and to the conversation."""
-    conn.execute(insert_ignoring_duplicates(conn, attribute_types).values(name=TAGS_ATTRIBUTE, type="list"))
-    declared = conn.execute(sa.select(attribute_types.c.type).where(attribute_types.c.name == TAGS_ATTRIBUTE)).scalar()
+    conn.execute(insert_ignoring_duplicates(conn, attribute_types).values(name=TAGS, type="list"))
+    declared = conn.execute(sa.select(attribute_types.c.type).where(attribute_types.c.name == TAGS)).scalar()
     if conversation_id is not None:
         add_tag(conn, conversation_id, tag, now)
     if declared != "list":
-        log.warning("attribute %r is a %s, not a list: tag %r kept on the conversation", TAGS_ATTRIBUTE, declared, tag)
+        log.warning("attribute %r is a %s, not a list: tag %r kept on the conversation", TAGS, declared, tag)
         return
-    row = conn.execute(sa.select(customers.c.attributes).where(customers.c.id == customer_id).with_for_update()).first()
-    if row is None:
-        return
-    attributes = dict(row.attributes or {})
-    tags = list(attributes.get(TAGS_ATTRIBUTE) or [])
-    if tag in tags:
-        return
-    attributes[TAGS_ATTRIBUTE] = [*tags, tag]
-    conn.execute(customers.update().where(customers.c.id == customer_id).values(attributes=attributes, updated_at=now))
-    add_events(conn, [event_row(customer_id, "tag.added", {"tag": tag}, at=now, campaign_id=campaign_id)])
+    if change_attributes(conn, customer_id, lambda attributes: with_list_values(attributes, TAGS, [tag]), now):
+        add_events(conn, [event_row(customer_id, "tag.added", {"tag": tag}, at=now, campaign_id=campaign_id)])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -162,3 +162,33 @@ def attribute_catalog(conn: Connection) -> dict[str, AttributeType]:
 
 def count_customers(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one())
+
+
+def change_attributes(
+    conn: Connection,
+    customer_id: str,
+    change: Callable[[dict[str, Any]], dict[str, Any] | None],
+    now: datetime,
+) -> bool:
+    """Read a profile's attributes under a row lock, let `change` return the new ones (None: no change), and
+    write them back; so two changes at once (an answer, a tag) never lose one. False if nothing changed."""
+    current = conn.execute(
+        sa.select(customers.c.attributes).where(customers.c.id == customer_id).with_for_update()
+    ).first()
+    if current is None:
+        return False
+    changed = change(dict(current.attributes or {}))
+    if changed is None:
+        return False
+    conn.execute(customers.update().where(customers.c.id == customer_id).values(attributes=changed, updated_at=now))
+    return True
+
+
+def with_list_values(attributes: dict[str, Any], name: str, values: Iterable[str]) -> dict[str, Any] | None:
+    """`attributes` with `values` added to its list `name` (for `change_attributes`); None when they are all
+    there already, or `name` holds something other than a list."""
+    current = attributes.get(name) or []
+    if not isinstance(current, list):
+        return None
+    new = [v for v in dict.fromkeys(values) if v not in current]
+    return {**attributes, name: [*current, *new]} if new else None

@@ -19,11 +19,12 @@ from sqlalchemy.engine import Connection
 from outreach.conversations import close, open_conversation_id
 from outreach.db import insert_ignoring_duplicates
 from outreach.fields import ADDRESS_FIELDS
-from outreach.profiles import add_events, event_row, set_consent
+from outreach.profiles import add_events, change_attributes, event_row, set_consent, with_list_values
 from outreach.schema import consents, conversations, customers, deliveries, events, inbound_messages
 
 CHANNELS = frozenset({"sms", "whatsapp", "wechat"})
 PREFIX = "provisional-"
+TAGS = "tags"  # the list attribute inbound triggers tag customers in
 
 
 def provisional_id(channel: str, address: str) -> str:
@@ -95,13 +96,6 @@ def _adopt(conn: Connection, provisional: str, customer: str, now: datetime) -> 
 
 
 def _merge_tags(conn: Connection, provisional: str, customer: str, now: datetime) -> None:
-    def attributes_of(customer_id: str) -> dict[str, Any]:
-        query = sa.select(customers.c.attributes).where(customers.c.id == customer_id)
-        return dict(conn.execute(query).scalar() or {})
-
-    extra = attributes_of(provisional).get("tags") or []
-    attributes = attributes_of(customer)
-    tags = attributes.get("tags", [])
-    if extra and isinstance(tags, list):
-        attributes["tags"] = [*tags, *(t for t in extra if t not in tags)]
-        conn.execute(customers.update().where(customers.c.id == customer).values(attributes=attributes, updated_at=now))
+    theirs = conn.execute(sa.select(customers.c.attributes).where(customers.c.id == provisional)).scalar() or {}
+    if theirs.get(TAGS):
+        change_attributes(conn, customer, lambda attributes: with_list_values(attributes, TAGS, theirs[TAGS]), now)
