@@ -100,6 +100,7 @@ def plan_due_followups(
 
             def audience(
                 _: Step,
+                __: sa.ColumnElement[bool],
                 index: int = index,
                 occurrence: str = occurrence,
                 only_if: sa.ColumnElement[bool] | None = only_if,
@@ -149,7 +150,11 @@ def plan_send_time_fallbacks(
         for occurrence in occurrences:
 
             def audience(
-                _: Step, occurrence: str = occurrence, step: Step = step, flag: str = invalid_flag
+                _: Step,
+                __: sa.ColumnElement[bool],
+                occurrence: str = occurrence,
+                step: Step = step,
+                flag: str = invalid_flag,
             ) -> sa.ColumnElement[bool]:
                 failed = sa.exists().where(
                     deliveries.c.campaign_id == loaded.id,

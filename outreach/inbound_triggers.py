@@ -34,13 +34,11 @@ from outreach.conversations import add_tag, note_reply
 from outreach.db import insert_ignoring_duplicates, utcnow
 from outreach.errors import InputError
 from outreach.planner import plan_campaign
-from outreach.profiles import add_events, attribute_catalog, change_attributes, event_row, with_list_values
+from outreach.profiles import add_events, change_attributes, event_row, with_list_values
 from outreach.provisional import TAGS
 from outreach.queueing import Transport
 from outreach.responses import ReadAs
 from outreach.schema import attribute_types, customers, inbound_messages
-from outreach.segment_syntax import SegmentError
-from outreach.segments import compile_segment
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +164,10 @@ def _answer(
             _tag(conn, customer_id, campaign.tag, message.conversation_id, loaded.id, now)
     if campaign.purpose == "service" and campaign.quiet_hours is None:
         loaded = dataclasses.replace(loaded, campaign=campaign.model_copy(update={"quiet_hours": "off"}))
-    segment = _segment(engine, loaded, now)
-    only_them = customers.c.id == customer_id
-
-    def audience(_: Step) -> sa.ColumnElement[bool]:
-        return only_them if segment is None else sa.and_(only_them, segment)
+    def audience(_: Step, segment: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+        # the campaign's segment still decides (a trigger for premium customers only); provisional profiles
+        # are not left out as they are from campaigns: a stranger who writes is answered
+        return sa.and_(customers.c.id == customer_id, segment)
 
     plan = plan_campaign(
         engine,
@@ -187,17 +184,6 @@ def _answer(
             for delivery_id in plan.row_ids:
                 note_reply(conn, message.conversation_id, delivery_id, now, by_operator=False)
     return plan.row_ids
-
-
-def _segment(engine: Engine, loaded: LoadedCampaign, now: datetime) -> sa.ColumnElement[bool] | None:
-    if loaded.campaign.segment is None:
-        return None
-    with engine.connect() as conn:
-        catalog = attribute_catalog(conn)
-    try:
-        return compile_segment(loaded.campaign.segment, catalog, engine.dialect.name, now.date())
-    except SegmentError as exc:
-        raise InputError.single(str(loaded.path), f"segment: {exc.message}") from None
 
 
 def _tag(

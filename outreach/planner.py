@@ -65,13 +65,15 @@ def plan_campaign(
     steps: Sequence[Step] | None = None,
     progress: Callable[[int, int], None] | None = None,
     today: date | None = None,
-    audience: Callable[[Step], sa.ColumnElement[bool]] | None = None,
+    audience: Callable[[Step, sa.ColumnElement[bool]], sa.ColumnElement[bool]] | None = None,
     scheduled_for: datetime | None = None,
 ) -> CampaignPlan:
     """Plan the steps that go now (those without `after`) for one occurrence of a campaign.
 
     `steps` and `audience` plan other steps for other customers (follow-ups: those whose previous step is
-    due); `scheduled_for` is the scheduled time of an occurrence the scheduler fired."""
+    due; an inbound trigger: the customer who wrote, if the segment holds them); `audience` is given the step
+    and the campaign's compiled segment. `scheduled_for` is the scheduled time of an occurrence the scheduler
+    fired."""
     check_occurrence(occurrence)
     campaign = loaded.campaign
     if audience is None:
@@ -98,7 +100,7 @@ def plan_campaign(
         _declare_answer_attributes(engine, steps if steps is not None else loaded.first_steps())
     for step in steps if steps is not None else loaded.first_steps():
         composer = StepComposer(campaign, step, loaded.templates[step.id], settings, key)
-        step_where = audience(step) if audience is not None else where
+        step_where = audience(step, segment) if audience is not None else where
         planner = StepPlanner(engine, loaded, step, occurrence, composer, step_where, dry_run)
         planner.cap = cap
         planner.hours = hours

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from outreach.conversations import Filter, list_conversations
 from outreach.db import shift_clock, utcnow
 from outreach.escalation import escalate_due
-from outreach.inbound_triggers import answer_pending, matching
+from outreach.inbound_triggers import answer_inbound, answer_pending, matching
 from outreach.operator_reply import send_reply
 from outreach.profiles import customer_consents, get_customer, timeline
 from outreach.responses import InboundMessage, file_inbound
@@ -302,3 +302,21 @@ def test_the_tag_filter_finds_tagged_conversations_beyond_the_first_page(pipelin
         everyone = list_conversations(conn, Filter(limit=1), utcnow())
     assert [r["customer_id"] for r in found] == ["w2"]
     assert [r["customer_id"] for r in everyone] == ["w1"]
+
+
+def test_a_trigger_with_a_segment_answers_only_the_customers_in_it(pipeline: Pipeline, wechat: WeChatServer) -> None:
+    p = pipeline
+    vip_openid = new_openid()
+    p.import_csv(f"id,name,wechat_openid,vip\nw1,王芳,{OPENID},false\nw2,李雷,{vip_openid},true\n")
+    folder = p.settings.campaigns_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    vip_only = COMPLAINTS.replace("tag: complaint", 'tag: complaint\n    segment: "vip == True"')
+    (folder / "vip.yaml").write_text(textwrap.dedent(vip_only).lstrip(), encoding="utf-8")
+    loaded = [p.load(folder / "vip.yaml")]
+    for msg_id, openid in (("m-1", OPENID), ("m-2", vip_openid)):
+        filed = file_inbound(p.engine, InboundMessage("wechat", msg_id, openid, "我要投诉"), p.settings)
+        assert filed.inbound_id is not None
+        answer_inbound(p.engine, loaded, filed.inbound_id, p.settings, p.handle.transport)
+    p.deliver_queued()
+    assert wechat.sent_to(OPENID) == []
+    assert [m["content"] for m in wechat.sent_to(vip_openid)] == ["李雷您好,已收到您的反馈,客服将在2小时内联系您。"]
