@@ -3,9 +3,7 @@ social channels' windows."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,23 +11,13 @@ from typing import Any
 from outreach.db import utcnow
 from outreach.ledger import Status
 from outreach.responses import InboundMessage, file_inbound
+from tests.commands import OUTREACH, environment, twilio_environment
 from tests.pipeline import Pipeline
-
-OUTREACH = str(Path(sys.executable).with_name("outreach"))
 
 
 def reply(p: Pipeline, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "OUTREACH_DATABASE_URL": p.settings.database_url,
-        "OUTREACH_CONFIG": "/nonexistent",
-        "TWILIO_ACCOUNT_SID": p.settings.twilio_account_sid or "",
-        "TWILIO_AUTH_TOKEN": p.settings.twilio_auth_token or "",
-        "OUTREACH_TWILIO_API_BASE": p.settings.twilio_api_base,
-        "OUTREACH_SMS_FROM": p.settings.sms_from or "",
-        "OUTREACH_WHATSAPP_FROM": "+15005550007",
-        **extra_env,
-    }
+    extra = {**twilio_environment(p.settings), "OUTREACH_WHATSAPP_FROM": "+15005550007", **extra_env}
+    env = environment(p.settings, **extra)
     return subprocess.run([OUTREACH, "reply", *args], env=env, capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -29,10 +29,10 @@ from outreach.db import open_store, utcnow
 from outreach.ledger import Status, open_count
 from outreach.schema import deliveries, events
 from outreach.sweep import SweepReport, sweep
+from tests.commands import OUTREACH, environment
 from tests.pipeline import Pipeline
 from tests.services import free_port
 from tests.smtp_server import RecordingHandler, SmtpServer
-from tests.test_workers_redis import OUTREACH, environment
 from tests.twilio_server import TwilioServer
 from tests.web_server import WebServer
 from workers.broker import setup

@@ -11,6 +11,7 @@ from outreach.ledger import Status
 from outreach.profiles import set_consent
 from outreach.replay import replay
 from outreach.schema import audit_log, deliveries
+from tests.commands import OUTREACH, environment, twilio_environment
 from tests.pipeline import Pipeline
 
 CUSTOMERS = """
@@ -97,31 +98,18 @@ def test_replay_never_touches_sent_rows_and_can_rerender(pipeline: Pipeline, twi
 
 def test_replay_through_the_cli_dry_run_confirmation_reason_and_audit(pipeline: Pipeline, twilio_server: Any) -> None:
     import json
-    import os
     import subprocess
-    import sys
-    from pathlib import Path
 
     p = pipeline
     p.import_csv(CUSTOMERS)
     twilio_server.fail_next(1000, 20500)
     p.run(p.campaign(NOTICE))
     twilio_server.fail_next(0)
-    outreach = str(Path(sys.executable).with_name("outreach"))
-    env = {
-        **os.environ,
-        "OUTREACH_DATABASE_URL": p.settings.database_url,
-        "OUTREACH_CONFIG": "/nonexistent",
-        "TWILIO_ACCOUNT_SID": p.settings.twilio_account_sid or "",
-        "TWILIO_AUTH_TOKEN": p.settings.twilio_auth_token or "",
-        "OUTREACH_TWILIO_API_BASE": p.settings.twilio_api_base,
-        "OUTREACH_SMS_FROM": p.settings.sms_from or "",
-        "OUTREACH_REPLAY_REASON_THRESHOLD": "2",
-    }
+    env = environment(p.settings, **twilio_environment(p.settings), OUTREACH_REPLAY_REASON_THRESHOLD="2")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [outreach, "failures", "replay", "--campaign", "notice", *args],
+            [OUTREACH, "failures", "replay", "--campaign", "notice", *args],
             env=env, capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
         )  # fmt: skip
 

@@ -23,9 +23,9 @@ from outreach.scheduler import SchedulerCore
 from outreach.schema import campaigns, deliveries, events
 from outreach.status_reports import ReportOutcome, StatusReport, apply_status_reports
 from outreach.sweep import SweepReport, sweep
+from tests.commands import OUTREACH, environment
 from tests.pipeline import Pipeline
 from tests.smtp_server import SmtpServer
-from tests.test_workers_redis import OUTREACH, environment
 
 CUSTOMERS = "id,name,email,consent_email\n" + "".join(f"c{i},Customer {i},c{i}@example.com,yes\n" for i in range(6))
 

@@ -24,9 +24,10 @@ from outreach.db import open_store
 from outreach.errors import InputError
 from outreach.ledger import open_count
 from outreach.throttle import Limit, Limiter, LocalLimiter, Rate, RedisLimiter, Throttles, due_times
+from tests.commands import OUTREACH, environment
 from tests.pipeline import Pipeline
 from tests.smtp_server import SmtpServer
-from tests.test_workers_redis import OUTREACH, environment, stop, wait_until_done
+from tests.test_workers_redis import stop, wait_until_done
 from workers.broker import setup
 
 

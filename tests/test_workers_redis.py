@@ -6,7 +6,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -18,11 +17,10 @@ import pytest
 from outreach.config import Settings
 from outreach.db import open_store
 from outreach.ledger import open_count
+from tests.commands import OUTREACH, environment
 from tests.pipeline import Pipeline
 from tests.smtp_server import SmtpServer
 from workers.broker import setup
-
-OUTREACH = str(Path(sys.executable).with_name("outreach"))
 
 CUSTOMERS = "id,name,email,phone,consent_email,consent_sms\n" + "".join(
     f"w{i:03d},Customer {i},w{i:03d}@example.com,+1415555{i:04d},yes,yes\n" for i in range(40)
@@ -39,23 +37,6 @@ CAMPAIGN = """
             subject: "Notice for {{ name }}"
             text: "Dear {{ name }}, your statement is ready."
 """
-
-
-def environment(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        OUTREACH_CONFIG=str(Path(settings.outbox_dir).parent / "no-config.toml"),
-        OUTREACH_DATABASE_URL=settings.database_url,
-        OUTREACH_BROKER_URL=settings.broker_url,
-        OUTREACH_BROKER_NAMESPACE=settings.broker_namespace,
-        OUTREACH_SMTP_URL=settings.smtp_url or "",
-        OUTREACH_OUTBOX_DIR=str(settings.outbox_dir),
-        OUTREACH_SECRET_KEY=settings.secret_key or "",
-        OUTREACH_RETRY_BACKOFF=str(settings.retry_backoff),
-        OUTREACH_RETRY_BACKOFF_MAX=str(settings.retry_backoff_max),
-        OUTREACH_BATCH_SIZE=str(settings.batch_size),
-    )
-    return env
 
 
 @pytest.fixture
