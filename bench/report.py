@@ -95,6 +95,16 @@ class Figures(Protocol):
     def as_dict(self) -> dict[str, Any]: ...
 
 
+def heading(title: str, machine: Machine, database: str) -> list[str]:
+    """A table's first lines: what it shows, the machine and the database it was measured on."""
+    return [title, machine.line(), f"  database    {database}"]
+
+
+def cell(seconds: float | None, width: int) -> str:
+    """A table cell of seconds, one decimal; "-" where there is no figure (processes /proc does not show)."""
+    return f"{seconds:>{width}.1f}" if seconds is not None else f"{'-':>{width}}"
+
+
 def problem_lines(problems: list[str]) -> list[str]:
     return [f"  PROBLEM: {problem}" for problem in problems]
 

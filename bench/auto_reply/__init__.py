@@ -1,0 +1,1 @@
+"""The auto-reply benchmark: `python -m bench.auto_reply` (see __main__.py)."""

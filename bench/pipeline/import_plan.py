@@ -1,0 +1,53 @@
+"""The pipeline's first two phases: N customers imported into an empty store from a CSV, then the email
+campaign planned for real (ledger rows written, their ids enqueued to Redis)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from bench.data import campaign_yaml, write_customers
+from bench.report import Phase, log
+from outreach.campaigns import load_campaign
+from outreach.config import Settings
+from outreach.importer import import_customers
+from outreach.planner import plan_campaign
+from outreach.profiles import attribute_catalog
+from workers.broker import setup
+
+OCCURRENCE = "bench"
+
+
+def run_import(engine: Engine, settings: Settings, folder: Path, count: int) -> Phase:
+    path = folder / "customers.csv"
+    log(f"writing {count:,} customers to {path.name} ...")
+    write_customers(path, count)
+    log("importing ...")
+    start = time.perf_counter()
+    summary = import_customers(engine, path, settings)
+    seconds = time.perf_counter() - start
+    if summary.created != count:
+        raise RuntimeError(f"import created {summary.created} customers, expected {count}")
+    return Phase(summary.created, seconds)
+
+
+def run_plan(engine: Engine, settings: Settings, folder: Path) -> Phase:
+    path = folder / "campaign.yaml"
+    path.write_text(campaign_yaml(), encoding="utf-8")
+    with engine.connect() as conn:
+        catalog = attribute_catalog(conn)
+    loaded = load_campaign(path, settings, catalog)
+    handle = setup(settings, engine)
+    try:
+        log("planning and enqueueing ...")
+        start = time.perf_counter()
+        plan = plan_campaign(engine, loaded, settings, OCCURRENCE, dry_run=False, transport=handle.transport)
+        seconds = time.perf_counter() - start
+    finally:
+        handle.close()
+    suppressed = sum(sum(s.suppressed.values()) for s in plan.steps)
+    if suppressed:
+        raise RuntimeError(f"the planner suppressed {suppressed} customers: {[dict(s.suppressed) for s in plan.steps]}")
+    return Phase(len(plan.row_ids), seconds)
