@@ -26,7 +26,7 @@ _ENV_NAMES = {
     "twilio_account_sid": "TWILIO_ACCOUNT_SID",
     "twilio_auth_token": "TWILIO_AUTH_TOKEN",
 }
-_SECRETS = {"twilio_auth_token", "secret_key", "wechat_app_secret", "wechat_token"}
+_SECRETS = {"twilio_auth_token", "secret_key", "wechat_app_secret", "wechat_token", "wechat_aes_key"}
 _URLS_WITH_CREDENTIALS = {"database_url", "broker_url", "smtp_url"}
 
 
@@ -57,10 +57,12 @@ class Settings:
     whatsapp_from: str | None = None
 
     # WeChat Official Account (customer-service messages): app id and secret (env only), the token of the
-    # server-verification signature (env only), the API's base URL and the request timeout (s).
+    # server-verification signature (env only), the EncodingAESKey of safe mode (env only; set, pushes must
+    # be encrypted), the API's base URL and the request timeout (s).
     wechat_app_id: str | None = None
     wechat_app_secret: str | None = None
     wechat_token: str | None = None
+    wechat_aes_key: str | None = None
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_timeout: float = 30.0
 

@@ -33,15 +33,19 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
 
 def test_secrets_are_refused_in_files_and_masked_in_output(tmp_path: Path) -> None:
     config = tmp_path / "outreach.toml"
-    config.write_text('secret_key = "x"\nsmtp_url = "smtp://user:pw@mail.example:25"\n')
+    config.write_text('secret_key = "x"\nwechat_aes_key = "k"\nsmtp_url = "smtp://user:pw@mail.example:25"\n')
     with pytest.raises(InputError) as caught:
         load_settings({"OUTREACH_CONFIG": str(config)})
     messages = [p.message for p in caught.value.problems]
     assert any("secret_key is a secret" in m for m in messages)
+    assert any("wechat_aes_key is a secret" in m for m in messages)
     assert any("smtp_url holds a password" in m for m in messages)
 
-    settings = Settings(smtp_url="smtp://user:pw@mail.example:25", twilio_auth_token="tok", secret_key="sk")
+    settings = Settings(
+        smtp_url="smtp://user:pw@mail.example:25", twilio_auth_token="tok", secret_key="sk", wechat_aes_key="aes"
+    )
     masked = settings.masked()
+    assert masked["wechat_aes_key"] == "***"
     assert masked["smtp_url"] == "smtp://user:***@mail.example:25"
     assert masked["twilio_auth_token"] == "***" and masked["secret_key"] == "***"
     assert mask_secrets("login failed for user:pw with tok", settings) == "login failed for user:*** with ***"

@@ -57,3 +57,19 @@ def test_serve_answers_and_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     assert proc.returncode in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output
     assert "a-secret-token-value" not in output
+
+
+def test_serve_refuses_a_malformed_safe_mode_key_without_printing_it(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "OUTREACH_DATABASE_URL": f"sqlite:///{tmp_path / 'outreach.db'}",
+        "OUTREACH_CONFIG": str(tmp_path / "missing.toml"),
+        "OUTREACH_WECHAT_AES_KEY": "not-a-key-but-secret-anyway",
+    }
+    done = subprocess.run(
+        [OUTREACH, "serve", "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "OUTREACH_WECHAT_AES_KEY: expected the 43 characters" in done.stderr
+    assert "not-a-key-but-secret-anyway" not in done.stdout + done.stderr
+    assert not (tmp_path / "outreach.db").exists()  # refused before anything was created

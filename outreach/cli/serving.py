@@ -29,7 +29,11 @@ def serve(
     """
     import uvicorn
 
+    from outreach.web.wechat_crypto import aes_key
+
     cfg = settings()
+    if cfg.wechat_aes_key:
+        aes_key(cfg.wechat_aes_key)  # a malformed key is refused now, not on WeChat's first push
     store(cfg).dispose()  # create or upgrade the schema once, before the processes start
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
