@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from outreach.csv_cells import spreadsheet_safe
 from outreach.db import reading
 from outreach.schema import deliveries, events
 
@@ -84,20 +85,27 @@ def _text(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def write_csv(rows: Iterator[dict[str, Any]], out: TextIO) -> int:
-    """CSV with a header row (RFC 4180); the history is one cell, entries separated by `; `. Returns the
-    number of rows written."""
+def _cell(key: str, value: Any, raw: bool) -> Any:
+    text = "; ".join(value) if key == "history" else _text(value)
+    return text if raw or not isinstance(text, str) else spreadsheet_safe(text)
+
+
+def write_csv(rows: Iterator[dict[str, Any]], out: TextIO, raw: bool = False) -> int:
+    """CSV with a header row (RFC 4180); the history is one cell, entries separated by `; `. Text cells that a
+    spreadsheet would run as formulas get a `'` in front (see `csv_cells`) unless `raw`. Returns the number
+    of rows written."""
     writer = csv.DictWriter(out, fieldnames=FIELDS)
     writer.writeheader()
     count = 0
     for row in rows:
-        writer.writerow({k: "; ".join(v) if k == "history" else _text(v) for k, v in row.items()})
+        writer.writerow({k: _cell(k, v, raw) for k, v in row.items()})
         count += 1
     return count
 
 
-def write_jsonl(rows: Iterator[dict[str, Any]], out: TextIO) -> int:
-    """One JSON object per line, the history as a list. Returns the number of rows written."""
+def write_jsonl(rows: Iterator[dict[str, Any]], out: TextIO, raw: bool = False) -> int:
+    """One JSON object per line, the history as a list; values as stored (JSON is never run as a formula, so
+    `raw` changes nothing). Returns the number of rows written."""
     count = 0
     for row in rows:
         out.write(json.dumps({k: _text(v) for k, v in row.items()}, ensure_ascii=False) + "\n")

