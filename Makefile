@@ -17,6 +17,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check outreach workers tests bench
+	$(BIN)/ruff format --check outreach workers tests bench
 	$(BIN)/mypy outreach workers
 
 test: lint

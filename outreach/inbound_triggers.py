@@ -164,6 +164,7 @@ def _answer(
             _tag(conn, customer_id, campaign.tag, message.conversation_id, loaded.id, now)
     if campaign.purpose == "service" and campaign.quiet_hours is None:
         loaded = dataclasses.replace(loaded, campaign=campaign.model_copy(update={"quiet_hours": "off"}))
+
     def audience(_: Step, segment: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
         # the campaign's segment still decides (a trigger for premium customers only); provisional profiles
         # are not left out as they are from campaigns: a stranger who writes is answered

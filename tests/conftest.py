@@ -183,3 +183,13 @@ def web(pipeline: Any) -> Iterator[Any]:
 
     with WebServer(pipeline.settings) as server:
         yield server
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's Chromium under Playwright, for one test: Playwright's sync API runs an event loop in this
+    thread while it is open, which would break later tests that call asyncio.run()."""
+    from tests.browser import chromium
+
+    with chromium() as launched:
+        yield launched

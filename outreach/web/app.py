@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from outreach.campaign_folder import CampaignFolder
 from outreach.config import Settings, load_settings
@@ -28,6 +29,7 @@ from outreach.queueing import Transport
 from outreach.status_reports import apply_status_reports
 from outreach.unsubscribe import signing_key
 from outreach.web.bodies import BadRequest
+from outreach.web.security_headers import SecurityHeaders
 from outreach.web.state import AppState
 from outreach.web.twilio_hooks import INBOUND_PATH, STATUS_PATH, inbound_message, status_callback
 from outreach.web.unsubscribe_page import unsubscribe
@@ -59,7 +61,7 @@ async def bad_request(request: Request, exc: Exception) -> Response:
 TransportFactory = Callable[[Engine], tuple[Transport | None, Callable[[], None]]]
 
 
-def create_app(settings: Settings, transport_factory: TransportFactory | None = None) -> Starlette:
+def create_app(settings: Settings, transport_factory: TransportFactory | None = None) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # As many connections as the threadpool has threads (Starlette runs blocking work on 40), so that
@@ -84,7 +86,8 @@ def create_app(settings: Settings, transport_factory: TransportFactory | None = 
         Route(WECHAT_PATH, wechat, methods=["GET", "POST"]),
         Route("/healthz", health, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={BadRequest: bad_request})
+    # Outside Starlette's own error middleware, so that a 500 gets the headers too.
+    return SecurityHeaders(Starlette(routes=routes, lifespan=lifespan, exception_handlers={BadRequest: bad_request}))
 
 
 def _no_transport(engine: Engine) -> tuple[Transport | None, Callable[[], None]]:
@@ -111,7 +114,7 @@ def broker_transport(settings: Settings) -> TransportFactory:
     return open_broker
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> ASGIApp:
     """The app as `outreach serve` runs it (an import string, so uvicorn can start several workers)."""
     settings = load_settings()
     return create_app(settings, broker_transport(settings))

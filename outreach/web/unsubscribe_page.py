@@ -20,6 +20,7 @@ from outreach.profiles import consent_status, get_customer, set_consent
 from outreach.schema import deliveries
 from outreach.unsubscribe import read_token
 from outreach.web.bodies import BadRequest, parse_form, read_body
+from outreach.web.page_style import STYLE_ELEMENT
 from outreach.web.state import AppState
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -61,11 +62,10 @@ def _page(texts: dict[str, str], message: str, form_action: str | None = None) -
     body = (
         f'<!doctype html><html lang="{texts["lang"]}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(texts['title'])}</title></head>"
-        f'<body style="font-family:sans-serif;max-width:32em;margin:3em auto">'
-        f"<p>{html.escape(message)}</p>{button}</body></html>"
+        f"<title>{html.escape(texts['title'])}</title>{STYLE_ELEMENT}</head>"
+        f"<body><p>{html.escape(message)}</p>{button}</body></html>"
     )
-    return HTMLResponse(body, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
 
 def _words(texts: dict[str, str], channel: str, purpose: str) -> dict[str, str]:
