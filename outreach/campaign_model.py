@@ -245,6 +245,9 @@ class Campaign(_Model):
     frequency_cap: FrequencyCap | None = None
     throttle: Annotated[str, Field(pattern=r"^\d+(\.\d+)?/(s|m|h)$")] | None = None
     on_unknown: Literal["hold", "resend"] | None = None
+    # Whether to send to an address another customer also has; default by purpose (settings
+    # shared_address_service = suppress, shared_address_marketing = send).
+    shared_address: Literal["suppress", "send"] | None = None
     tag: Identifier | None = None
     steps: Annotated[list[Step], Field(min_length=1)]
 

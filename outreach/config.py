@@ -66,6 +66,11 @@ class Settings:
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_timeout: float = 30.0
 
+    # Whether campaigns send to an address more than one customer has (suppress | send), per purpose, unless a
+    # campaign says `shared_address:` itself. Service messages carry one customer's details: suppressed.
+    shared_address_service: str = "suppress"
+    shared_address_marketing: str = "send"
+
     # Region for phone numbers written without a country code when a row has no `country`.
     default_country: str | None = None
     # Attribute columns whose `a;b;c` values are lists.

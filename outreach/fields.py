@@ -8,8 +8,14 @@ from typing import Any, Literal
 
 CORE_FIELDS = ("id", "name", "email", "phone", "whatsapp", "wechat_openid", "country", "locale", "timezone")
 CHANNELS = ("sms", "email", "whatsapp", "wechat")
-CONSENT_COLUMNS = {f"consent_{ch}": ch for ch in ("sms", "email", "wechat", "whatsapp")}
 PURPOSES = ("service", "marketing")
+# Consent columns of an import file -> (channel, purpose). `consent_sms` is marketing consent (the contract's
+# original column); `consent_sms_marketing` says the same explicitly; `consent_sms_service` is consent to
+# service messages, which go unless it is `no`.
+CONSENT_COLUMNS: dict[str, tuple[str, str]] = {
+    **{f"consent_{ch}": (ch, "marketing") for ch in CHANNELS},
+    **{f"consent_{ch}_{purpose}": (ch, purpose) for ch in CHANNELS for purpose in PURPOSES},
+}
 # Where each channel's address lives on a profile, and the column that marks it unusable (and why).
 ADDRESS_FIELDS = {
     "sms": ("phone", "phone_invalid"),

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from outreach.config import Settings
 from outreach.contacts import ADDRESS_COLUMNS, check_core_fields, normalize_address
@@ -37,6 +37,7 @@ from outreach.profile_upsert import CustomerRecord, ImportSummary, write_chunk
 from outreach.profiles import IMPORT_SOURCE_PREFIX, attribute_catalog
 from outreach.provisional import adopt_provisional
 from outreach.schema import attribute_types
+from outreach.shared_addresses import SHAREABLE, sharing
 
 CHUNK = 1000
 _YES = {"yes", "y", "true", "1"}
@@ -94,11 +95,23 @@ def import_customers(
             chunk.append(record)
             if len(chunk) >= CHUNK:
                 write_chunk(conn, chunk, source, summary)
+                _note_shared(conn, chunk, summary)
                 chunk = []
         if chunk:
             write_chunk(conn, chunk, source, summary)
+            _note_shared(conn, chunk, summary)
         summary.adopted = adopt_provisional(conn, utcnow())
     return summary
+
+
+def _note_shared(conn: Connection, chunk: list[CustomerRecord], summary: ImportSummary) -> None:
+    """Record the addresses of a written chunk that another customer (in the file or the store) also has."""
+    lines = {r.id: r.line for r in chunk}
+    for column in SHAREABLE.values():
+        addresses = [r.core[column] for r in chunk if r.core.get(column)]
+        for address, holders in sharing(conn, column, addresses).items():
+            summary.shared_addresses[(column, address)] = holders
+            summary.shared_lines.update((c, lines[c]) for c in holders if c in lines)
 
 
 class _Reader:
@@ -272,18 +285,25 @@ class _Reader:
             else:
                 errors.append(problem)
 
-        consent: dict[str, str] = {}
-        for column, channel in CONSENT_COLUMNS.items():
+        consent: dict[tuple[str, str], str] = {}
+        given_by: dict[tuple[str, str], str] = {}
+        for column, channel_purpose in CONSENT_COLUMNS.items():
             if column not in row:
                 continue
             value = row[column]
             text = str(value).strip().lower() if not isinstance(value, bool) else str(value).lower()
             if text in _YES:
-                consent[channel] = "granted"
+                status = "granted"
             elif text in _NO:
-                consent[channel] = "revoked"
+                status = "revoked"
             else:
                 errors.append(f"{column}: {value!r} is not yes, no or empty")
+                continue
+            earlier = given_by.get(channel_purpose)
+            if earlier is not None and consent[channel_purpose] != status:
+                errors.append(f"{column} and {earlier} say different things about the same consent")
+            consent[channel_purpose] = status
+            given_by[channel_purpose] = column
 
         attributes: dict[str, Any] = {}
         for name, value in row.items():

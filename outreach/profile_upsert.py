@@ -32,6 +32,17 @@ class ImportSummary:
     new_attributes: dict[str, AttributeType] = field(default_factory=dict)
     # (provisional profile, customer) pairs: strangers who wrote to us, now known by an imported address.
     adopted: list[tuple[str, str]] = field(default_factory=list)
+    # (address column, address as compared) -> the customers who have it, when more than one does
+    shared_addresses: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # customer id -> its line in the file, for the customers of `shared_addresses` that the file has
+    shared_lines: dict[str, int] = field(default_factory=dict)
+
+    def shared_counts(self) -> dict[str, int]:
+        """Shared addresses per address column."""
+        counts: dict[str, int] = {}
+        for column, _address in self.shared_addresses:
+            counts[column] = counts.get(column, 0) + 1
+        return counts
 
 
 @dataclass
@@ -43,7 +54,8 @@ class CustomerRecord:
     core: dict[str, str]
     # address column -> why its value is unusable (kept only with --allow-invalid-contacts)
     invalid: dict[str, str]
-    consents: dict[str, str]
+    # (channel, purpose) -> granted | revoked
+    consents: dict[tuple[str, str], str]
     attributes: dict[str, Any]
 
 
@@ -55,11 +67,11 @@ def write_chunk(conn: Connection, chunk: list[CustomerRecord], source: str, summ
         row["id"]: dict(row) for row in conn.execute(sa.select(customers).where(customers.c.id.in_(ids))).mappings()
     }
     stored_consents = {
-        (r.customer_id, r.channel): (r.status, r.source)
+        (r.customer_id, r.channel, r.purpose): (r.status, r.source)
         for r in conn.execute(
-            sa.select(consents.c.customer_id, consents.c.channel, consents.c.status, consents.c.source).where(
-                consents.c.customer_id.in_(ids), consents.c.purpose == "marketing"
-            )
+            sa.select(
+                consents.c.customer_id, consents.c.channel, consents.c.purpose, consents.c.status, consents.c.source
+            ).where(consents.c.customer_id.in_(ids))
         )
     }
     inserts: list[dict[str, Any]] = []
@@ -102,7 +114,7 @@ def write_chunk(conn: Connection, chunk: list[CustomerRecord], source: str, summ
             .where(
                 consents.c.customer_id == sa.bindparam("b_customer_id"),
                 consents.c.channel == sa.bindparam("b_channel"),
-                consents.c.purpose == "marketing",
+                consents.c.purpose == sa.bindparam("b_purpose"),
             )
             .values(
                 status=sa.bindparam("status"),
@@ -142,7 +154,7 @@ def _merged_row(old: dict[str, Any] | None, record: CustomerRecord, now: Any) ->
 
 def _consent_changes(
     record: CustomerRecord,
-    stored: dict[tuple[str, str], tuple[str, str]],
+    stored: dict[tuple[str, str, str], tuple[str, str]],
     source: str,
     now: Any,
     summary: ImportSummary,
@@ -150,8 +162,8 @@ def _consent_changes(
     inserts: list[dict[str, Any]],
     updates: list[dict[str, Any]],
 ) -> None:
-    for channel, status in record.consents.items():
-        current = stored.get((record.id, channel))
+    for (channel, purpose), status in record.consents.items():
+        current = stored.get((record.id, channel, purpose))
         if current is not None and current[0] == status:
             continue
         if current is not None and status == "granted" and not current[1].startswith(IMPORT_SOURCE_PREFIX):
@@ -159,15 +171,15 @@ def _consent_changes(
             continue
         values = {"status": status, "source": source, "changed_at": now}
         if current is None:
-            inserts.append({"customer_id": record.id, "channel": channel, "purpose": "marketing", **values})
+            inserts.append({"customer_id": record.id, "channel": channel, "purpose": purpose, **values})
         else:
-            updates.append({"b_customer_id": record.id, "b_channel": channel, **values})
+            updates.append({"b_customer_id": record.id, "b_channel": channel, "b_purpose": purpose, **values})
         summary.consents_changed += 1
         new_events.append(
             event_row(
                 record.id,
                 f"consent.{status}",
-                {"channel": channel, "purpose": "marketing", "source": source},
+                {"channel": channel, "purpose": purpose, "source": source},
                 at=now,
             )
         )

@@ -28,6 +28,9 @@ from outreach.queueing import Transport, enqueue_when_due
 from outreach.quiet_hours import SendingHours
 from outreach.rendering import MissingData, RenderError
 from outreach.schema import customers, deliveries
+from outreach.shared_addresses import REASON as SHARED_ADDRESS
+from outreach.shared_addresses import SHAREABLE, others_at, sharing
+from outreach.shared_addresses import policy as shared_policy
 from outreach.variants import StepVariants
 from outreach.windows import REASON as WINDOW_CLOSED
 from outreach.windows import REPLY_WINDOWS, open_windows
@@ -111,6 +114,12 @@ class StepPlanner:
         )
         self.cap: Cap | None = None
         self.windows: set[tuple[str, str]] = set()
+        # An answer to a message goes back to the address that wrote, shared or not.
+        self.refuse_shared = (
+            self.campaign.trigger is None and shared_policy(self.campaign, composer.settings) == "suppress"
+        )
+        # (customer id, channel) -> the other customers who have that address, for the chunk being planned
+        self.shared: dict[tuple[str, str], list[str]] = {}
         self.hours: SendingHours | None = None
         self.expects = (
             {**step.expects.model_dump(exclude_none=True), "attribute": step.expects.attribute_name}
@@ -155,13 +164,18 @@ class StepPlanner:
         consents = consent_map(conn, [c["id"] for c in chunk], self.channels, purpose)
         now = utcnow()
         self.windows = open_windows(conn, [c["id"] for c in chunk], self.channels, now)
-        capped = planned_counts(conn, [c["id"] for c in chunk], now - self.cap.per) if self.cap else None
+        capped = (
+            planned_counts(conn, [c["id"] for c in chunk], self.cap, self.campaign.id, now - self.cap.per)
+            if self.cap
+            else None
+        )
+        self.shared = self._shared_addresses(conn, chunk) if self.refuse_shared else {}
         rows = []
         for customer in chunk:
             variant = self.variants.choose(customer["id"])
             channel, reason, detail = self._choose_channel(customer, consents, purpose)
             if reason is None and capped is not None and self.cap and capped[customer["id"]] >= self.cap.max:
-                reason, detail = REASON_CAPPED, f"{capped[customer['id']]} marketing messages within {self.cap.per}"
+                reason, detail = REASON_CAPPED, self.cap.describe(capped[customer["id"]])
             composed: Composed | None = None
             if reason is None:
                 try:
@@ -173,21 +187,44 @@ class StepPlanner:
             rows.append(self._row(customer, channel, reason, detail, composed, now) | {"variant": variant})
         return rows
 
+    def _shared_addresses(self, conn: Connection, chunk: list[dict[str, Any]]) -> dict[tuple[str, str], list[str]]:
+        found: dict[tuple[str, str], list[str]] = {}
+        for channel in self.channels:
+            column = SHAREABLE.get(channel)
+            if column is None:
+                continue
+            groups = sharing(conn, column, [c[column] for c in chunk if c.get(column)])
+            for customer in chunk:
+                others = others_at(groups, column, customer.get(column), customer["id"])
+                if others:
+                    found[(customer["id"], channel)] = others
+        return found
+
+    def _unreachable_on(
+        self, customer: Mapping[str, Any], channel: str, consents: Mapping[tuple[str, str], str], purpose: str
+    ) -> tuple[str | None, str | None]:
+        reason = _unreachable(customer, channel, purpose, consents, self.windows)
+        if reason is None and (customer["id"], channel) in self.shared:
+            others = self.shared[(customer["id"], channel)]
+            return SHARED_ADDRESS, f"{SHAREABLE[channel]} shared with {', '.join(others)}"
+        return reason, None
+
     def _choose_channel(
         self, customer: Mapping[str, Any], consents: Mapping[tuple[str, str], str], purpose: str
     ) -> tuple[str, str | None, str | None]:
         """The channel to use, or the primary channel with the reason nobody can be reached."""
         primary = self.step.channel
-        reason = _unreachable(customer, primary, purpose, consents, self.windows)
+        reason, detail = self._unreachable_on(customer, primary, consents, purpose)
         if reason is None:
             return primary, None, None
         fallback = self.step.fallback
         if fallback is not None:
-            fallback_reason = _unreachable(customer, fallback, purpose, consents, self.windows)
+            fallback_reason, fallback_detail = self._unreachable_on(customer, fallback, consents, purpose)
             if fallback_reason is None:
                 return fallback, None, None
-            return primary, reason, f"{fallback} fallback: {fallback_reason}"
-        return primary, reason, None
+            explained = f"{fallback} fallback: {fallback_reason}" + (f" ({fallback_detail})" if fallback_detail else "")
+            return primary, reason, (f"{detail}; " if detail else "") + explained
+        return primary, reason, detail
 
     def _row(
         self,

@@ -193,3 +193,11 @@ def browser() -> Iterator[Any]:
 
     with chromium() as launched:
         yield launched
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Any:
+    """A folder where the real `outreach` command runs on the embedded default (see tests/workdir.py)."""
+    from tests.workdir import workdir_at
+
+    return workdir_at(tmp_path)

@@ -49,7 +49,7 @@ def test_a_second_campaign_within_the_window_is_suppressed_at_plan_time(
     assert dict(plan.steps[0].suppressed) == {"frequency_cap": 3}
     row = p.row("k1", campaign_id="summer")
     assert (row["status"], row["reason"]) == (Status.SUPPRESSED, "frequency_cap")
-    assert "1 marketing messages within 7 days" in row["detail"]
+    assert "1 marketing messages within 7d (the cap is 1)" in row["detail"]
     # service messages are not capped
     p.run(p.campaign(campaign("notice", cap=None, purpose="service"), "notice.yaml"))
     assert received(smtp_server, "ann@example.com") == 2

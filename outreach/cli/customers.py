@@ -9,9 +9,10 @@ import typer
 from rich.table import Table
 
 from outreach import profiles
-from outreach.cli.common import console, print_json, reports_errors, settings, store
+from outreach.cli.common import console, err_console, print_json, reports_errors, settings, store
 from outreach.errors import InputError
 from outreach.importer import import_customers
+from outreach.profile_upsert import ImportSummary
 
 app = typer.Typer(help="Customer profiles: import them, look at one.", no_args_is_help=True)
 
@@ -24,12 +25,19 @@ def import_(
         bool,
         typer.Option(help="Keep phones and emails that fail validation, marked invalid (never sent to)."),
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The summary as one JSON document on stdout.")] = False,
 ) -> None:
-    """Upsert customers by id. A file with any bad row imports nothing and names every bad row."""
+    """Upsert customers by id. A file with any bad row imports nothing and names every bad row.
+
+    Addresses that more than one customer has (a shared mailbox, a number imported twice) are imported and
+    reported: service campaigns do not send to them unless told to (see `shared_address` in campaigns)."""
     cfg = settings()
     engine = store(cfg)
-    with console.status(f"importing {file} ..."):
+    with err_console.status(f"importing {file} ..."):
         summary = import_customers(engine, file, cfg, allow_invalid_contacts=allow_invalid_contacts)
+    if as_json:
+        print_json(_summary_json(summary))
+        return
     for problem in summary.invalid_contacts:
         console.print(f"[yellow]warning[/]: {problem}", highlight=False)
     console.print(
@@ -47,6 +55,49 @@ def import_(
         console.print(f"new attributes: {listed}", highlight=False)
     for provisional, customer in summary.adopted:
         console.print(f"{provisional} (wrote to us before import) is now {customer}", highlight=False)
+    _print_shared(file, summary)
+
+
+SHARED_SHOWN = 20
+
+
+def _print_shared(file: Path, summary: ImportSummary) -> None:
+    shared = sorted(summary.shared_addresses.items())
+    for (column, address), holders in shared[:SHARED_SHOWN]:
+        lines = sorted(summary.shared_lines[c] for c in holders if c in summary.shared_lines)
+        where = f"{file}:{lines[0]}" if lines else str(file)
+        in_file = f" (lines {', '.join(map(str, lines))})" if len(lines) > 1 else ""
+        console.print(
+            f"[yellow]warning[/]: {where}: {column} {address} is shared by {', '.join(holders)}{in_file}",
+            highlight=False,
+        )
+    if len(shared) > SHARED_SHOWN:
+        console.print(f"... and {len(shared) - SHARED_SHOWN} more shared addresses (--json lists them all)")
+    if shared:
+        counts = ", ".join(f"{n} {column}" for column, n in sorted(summary.shared_counts().items()))
+        console.print(
+            f"shared addresses: {counts}; service campaigns will not send to them (shared_address: suppress)",
+            highlight=False,
+        )
+
+
+def _summary_json(summary: ImportSummary) -> dict[str, Any]:
+    return {
+        "rows": summary.rows,
+        "created": summary.created,
+        "updated": summary.updated,
+        "unchanged": summary.unchanged,
+        "consents_changed": summary.consents_changed,
+        "consents_kept_revoked": summary.consents_kept_revoked,
+        "new_attributes": summary.new_attributes,
+        "invalid_contacts": [str(p) for p in summary.invalid_contacts],
+        "adopted": [{"provisional": p, "customer": c} for p, c in summary.adopted],
+        "shared_addresses": summary.shared_counts(),
+        "shared": [
+            {"column": column, "address": address, "customers": holders}
+            for (column, address), holders in sorted(summary.shared_addresses.items())
+        ],
+    }
 
 
 @app.command()
