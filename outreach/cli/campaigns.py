@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,13 +14,14 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from outreach.campaigns import find_campaign_files, load_campaign, load_campaigns
-from outreach.cli.common import console, existing_catalog, print_json, reports_errors, settings, store
+from outreach.cli.common import console, err_console, existing_catalog, print_json, reports_errors, settings, store
 from outreach.config import Settings
+from outreach.db import utcnow
 from outreach.errors import InputError
-from outreach.ledger import open_count
 from outreach.planner import DEFAULT_OCCURRENCE, check_occurrence, check_runnable, plan_campaign
 from outreach.profiles import attribute_catalog
 from outreach.reports import campaign_report
+from outreach.run_progress import run_progress
 from outreach.step_planner import CampaignPlan
 
 app = typer.Typer(help="Campaign files: validate, dry-run, run.", no_args_is_help=True)
@@ -74,9 +77,18 @@ def plan(
 def run(
     file: Annotated[Path, typer.Argument(help="The campaign file.")],
     occurrence: Occurrence = DEFAULT_OCCURRENCE,
-    wait: Annotated[bool, typer.Option(help="Return only when no message of this run is queued or sending.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            help="Return only when no message of this run is queued or sending; exit 1 if any ended failed, "
+            "dead or unknown."
+        ),
+    ] = False,
 ) -> None:
-    """Plan the campaign into the ledger and hand it to the workers."""
+    """Plan the campaign into the ledger and hand it to the workers.
+
+    With the in-process broker (stub://) this command delivers before it returns, as with --wait. Messages
+    deferred by quiet hours are not waited for (`outreach scheduler` sends them when the hours end)."""
     from workers.broker import setup
 
     cfg = settings()
@@ -87,6 +99,7 @@ def run(
     handle = setup(cfg, engine)
     if handle.in_process:
         handle.start_worker()
+    waited = handle.in_process or wait
     try:
         with progress_bar() as bar:
             task = bar.add_task(f"planning {loaded.id}", total=None)
@@ -98,37 +111,65 @@ def run(
                 engine, loaded, cfg, occurrence, dry_run=False, transport=handle.transport, progress=advance
             )
             if handle.in_process:
-                bar.add_task("delivering (in-process)", total=None)
-                handle.drain()
+                failure: list[BaseException] = []
+
+                def deliver() -> None:
+                    try:
+                        handle.drain()
+                    except BaseException as exc:  # re-raised below, in this thread
+                        failure.append(exc)
+
+                delivering = threading.Thread(target=deliver, name="in-process delivery", daemon=True)
+                delivering.start()
+                _watch(engine, loaded.id, occurrence, bar, "delivering (in-process)", delivering.is_alive)
+                delivering.join()
+                if failure:
+                    raise failure[0]
             elif wait:
-                _wait(engine, loaded.id, occurrence, bar)
+                _watch(engine, loaded.id, occurrence, bar, "waiting for workers", lambda: True)
     finally:
         handle.close()
     _print_plan(result)
     with engine.connect() as conn:
         report = campaign_report(conn, loaded.id, occurrence)
+        progress = run_progress(conn, loaded.id, occurrence)
     if report:
         funnel = report["funnel"]
         console.print("ledger: " + ", ".join(f"{k} {v}" for k, v in funnel.items() if v), highlight=False)
+    if waited and progress.not_sent:
+        counts = ", ".join(f"{status} {n}" for status, n in sorted(progress.not_sent.items()))
+        err_console.print(
+            f"[red]not sent[/]: {counts} (see `outreach failures list --campaign {loaded.id} "
+            f"--occurrence {occurrence}`)",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+
+
+def _watch(
+    engine: Engine, campaign_id: str, occurrence: str, bar: Progress, label: str, running: Callable[[], bool]
+) -> None:
+    """Show the run's progress until no message of it may go now (or `running()` says the work stopped)."""
+    task = bar.add_task(label, total=None)
+    while True:
+        with engine.connect() as conn:
+            progress = run_progress(conn, campaign_id, occurrence)
+        total = progress.to_send - progress.deferred
+        bar.update(
+            task,
+            completed=progress.finished,
+            total=total,
+            description=f"{label}: {progress.describe(utcnow())}",
+        )
+        if progress.open <= 0 or not running():
+            return
+        time.sleep(0.5)
 
 
 def _load(engine: Engine, file: Path, cfg: Settings) -> Any:
     with engine.connect() as conn:
         catalog = attribute_catalog(conn)
     return load_campaign(file, cfg, catalog or None)
-
-
-def _wait(engine: Engine, campaign_id: str, occurrence: str, bar: Progress) -> None:
-    with engine.connect() as conn:
-        total = open_count(conn, campaign_id, occurrence)
-    task = bar.add_task("waiting for workers", total=total)
-    while True:
-        with engine.connect() as conn:
-            remaining = open_count(conn, campaign_id, occurrence)
-        bar.update(task, completed=total - remaining)
-        if remaining == 0:
-            return
-        time.sleep(0.5)
 
 
 def _print_plan(result: CampaignPlan) -> None:
