@@ -17,6 +17,7 @@ import pytest
 from outreach.db import shift_clock
 from tests.pipeline import Pipeline
 from tests.smtp_server import SmtpServer
+from tests.workdir import Workdir
 
 OUTREACH = str(Path(sys.executable).with_name("outreach"))
 
@@ -251,3 +252,11 @@ def test_report_counts_statuses_and_error_codes_per_step(failed: Pipeline) -> No
     text = run(failed, "report", "promo").stdout
     sms_line = next(line for line in text.splitlines() if "│ offer " in line and " sms " in line)
     assert "top errors" in text and "21211 2, 21610 1" in sms_line
+
+
+def test_replay_of_nothing_says_so(desk: Workdir) -> None:
+    desk.write("customers.csv", "id,email\nK001,k001@example.com\n")
+    desk.ok("customers", "import", "customers.csv")
+    done = desk.ok("failures", "replay", "--campaign", "no-such-campaign")
+    assert "nothing to replay: no failed, dead or unknown rows match" in done.stdout
+    assert desk.json("failures", "replay", "--campaign", "no-such-campaign")["selected"] == 0

@@ -64,7 +64,13 @@ def replay(
             "--reason", f"required to replay more than {cfg.replay_reason_threshold} rows ({selected} selected)"
         )
     actor = by or audit.default_actor()
-    if dry_run or selected == 0:
+    if selected == 0:
+        if as_json:
+            print_json({"dry_run": dry_run, "selected": 0, "requeued": 0, "suppressed": {}, "groups": []})
+        else:
+            console.print("nothing to replay: no failed, dead or unknown rows match", highlight=False)
+        return
+    if dry_run:
         plan = do_replay(engine, cfg, selection.where(), transport=None, dry_run=True, rerender=rerender)
         _show(plan.as_dict(), as_json, dry=True)
         return
