@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -67,13 +68,14 @@ def plan_campaign(
     today: date | None = None,
     audience: Callable[[Step, sa.ColumnElement[bool]], sa.ColumnElement[bool]] | None = None,
     scheduled_for: datetime | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> CampaignPlan:
     """Plan the steps that go now (those without `after`) for one occurrence of a campaign.
 
     `steps` and `audience` plan other steps for other customers (follow-ups: those whose previous step is
     due; an inbound trigger: the customer who wrote, if the segment holds them); `audience` is given the step
     and the campaign's compiled segment. `scheduled_for` is the scheduled time of an occurrence the scheduler
-    fired."""
+    fired. `on_row` is given each ledger row as it is planned (written or, in a dry run, not)."""
     check_occurrence(occurrence)
     campaign = loaded.campaign
     if audience is None:
@@ -104,6 +106,7 @@ def plan_campaign(
         planner = StepPlanner(engine, loaded, step, occurrence, composer, step_where, dry_run)
         planner.cap = cap
         planner.hours = hours
+        planner.on_row = on_row
         plan.steps.append(planner.run(transport, settings.batch_size, progress, plan.row_ids))
     if not dry_run:
         _finish_run(engine, campaign.id, occurrence)

@@ -36,7 +36,9 @@ from outreach.windows import REASON as WINDOW_CLOSED
 from outreach.windows import REPLY_WINDOWS, open_windows
 
 CHUNK = 1000
+# At least this many samples, and the first message of every channel and variant planned.
 SAMPLES = 3
+MAX_SAMPLES = 12
 
 
 @dataclass
@@ -121,6 +123,9 @@ class StepPlanner:
         # (customer id, channel) -> the other customers who have that address, for the chunk being planned
         self.shared: dict[tuple[str, str], list[str]] = {}
         self.hours: SendingHours | None = None
+        # Given every row as it is planned (a dry run's recipient list, one customer's preview).
+        self.on_row: Callable[[dict[str, Any]], None] | None = None
+        self._sampled: set[tuple[str, str | None]] = set()
         self.expects = (
             {**step.expects.model_dump(exclude_none=True), "attribute": step.expects.attribute_name}
             if step.expects
@@ -184,7 +189,10 @@ class StepPlanner:
                     reason, detail = "missing_data", str(exc)
                 except RenderError as exc:
                     reason, detail = "render_error", str(exc)
-            rows.append(self._row(customer, channel, reason, detail, composed, now) | {"variant": variant})
+            row = self._row(customer, channel, reason, detail, composed, now, variant)
+            if self.on_row is not None:
+                self.on_row(row)
+            rows.append(row)
         return rows
 
     def _shared_addresses(self, conn: Connection, chunk: list[dict[str, Any]]) -> dict[tuple[str, str], list[str]]:
@@ -234,6 +242,7 @@ class StepPlanner:
         detail: str | None,
         composed: Composed | None,
         now: datetime,
+        variant: str | None,
     ) -> dict[str, Any]:
         report = self.report
         address = customer.get(ADDRESS_FIELDS[channel][0]) if channel in ADDRESS_FIELDS else None
@@ -247,11 +256,15 @@ class StepPlanner:
             assert composed is not None
             report.by_channel[channel] += 1
             report.sms_segments += composed.sms_segments or 0
-            if len(report.samples) < SAMPLES:
+            kind = (channel, variant)
+            first_of_kind = kind not in self._sampled and len(report.samples) < MAX_SAMPLES
+            if first_of_kind or len(report.samples) < SAMPLES:
+                self._sampled.add(kind)
                 report.samples.append(
                     {
                         "customer": customer["id"],
                         "channel": channel,
+                        "variant": variant,
                         "to": address,
                         "subject": composed.subject,
                         "body": composed.body,
@@ -276,6 +289,7 @@ class StepPlanner:
             "headers": composed.headers if composed and composed.headers else None,
             "sms_segments": composed.sms_segments if composed else None,
             "expects": self.expects if composed else None,
+            "variant": variant,
             "attempts": 0,
             "not_before": not_before,
             "enqueued_at": None if reason else now,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.engine import Engine
@@ -16,12 +20,15 @@ from sqlalchemy.engine import Engine
 from outreach.campaigns import find_campaign_files, load_campaign, load_campaigns
 from outreach.cli.common import console, err_console, existing_catalog, print_json, reports_errors, settings, store
 from outreach.config import Settings
+from outreach.customer_preview import CustomerPreview, preview_customer
 from outreach.db import utcnow
 from outreach.errors import InputError
 from outreach.planner import DEFAULT_OCCURRENCE, check_occurrence, check_runnable, plan_campaign
 from outreach.profiles import attribute_catalog
+from outreach.recipient_list import RecipientList
 from outreach.reports import campaign_report
 from outreach.run_progress import run_progress
+from outreach.schema import deliveries
 from outreach.step_planner import CampaignPlan
 
 app = typer.Typer(help="Campaign files: validate, dry-run, run.", no_args_is_help=True)
@@ -59,17 +66,63 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="Campaign files or
 def plan(
     file: Annotated[Path, typer.Argument(help="The campaign file.")],
     occurrence: Occurrence = DEFAULT_OCCURRENCE,
+    customer: Annotated[
+        str | None,
+        typer.Option(help="Preview one customer: every step (follow-ups too), the channel and why, the message."),
+    ] = None,
+    recipients: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write who gets what, one line per customer and step, as the plan is made: CSV, or JSON "
+            "lines for a name ending in .jsonl; - for standard output (the summary then goes to standard error).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
-    """Dry run: audience, what each channel would carry, who is suppressed and why, three samples."""
+    """Dry run: audience, what each channel would carry, who is suppressed and why, a sample of each channel
+    and variant. Nothing is written or sent."""
     cfg = settings()
     engine = store(cfg)
     loaded = _load(engine, file, cfg)
-    result = plan_campaign(engine, loaded, cfg, check_occurrence(occurrence), dry_run=True)
+    check_occurrence(occurrence)
+    if customer is not None:
+        if recipients is not None:
+            raise InputError.single("--recipients", "lists a whole audience; leave it out with --customer")
+        preview = preview_customer(engine, loaded, cfg, customer, occurrence)
+        if as_json:
+            print_json(preview.as_dict())
+        else:
+            _print_preview(preview)
+        return
+    if recipients is None:
+        result = plan_campaign(engine, loaded, cfg, occurrence, dry_run=True)
+    else:
+        if as_json and str(recipients) == "-":
+            raise InputError.single("--recipients", "- and --json would both write to standard output")
+        with _recipient_file(recipients) as listing:
+            result = plan_campaign(engine, loaded, cfg, occurrence, dry_run=True, on_row=listing.add)
     if as_json:
         print_json(result.as_dict())
     else:
-        _print_plan(result)
+        _print_plan(result, err_console if str(recipients) == "-" else console)
+        if recipients is not None and str(recipients) != "-":
+            console.print(f"recipients: {listing.count} lines written to {recipients}", highlight=False)
+
+
+@contextmanager
+def _recipient_file(path: Path) -> Iterator[RecipientList]:
+    as_jsonl = path.suffix == ".jsonl"
+    if str(path) == "-":
+        yield RecipientList(sys.stdout, as_jsonl=False)
+        sys.stdout.flush()
+        return
+    try:
+        out = path.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise InputError.single(str(path), f"cannot write the recipient list: {exc.strerror}") from None
+    with out:
+        yield RecipientList(out, as_jsonl)
 
 
 @app.command()
@@ -146,6 +199,80 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command("test-send")
+@reports_errors
+def test_send(
+    file: Annotated[Path, typer.Argument(help="The campaign file.")],
+    to: Annotated[str, typer.Option("--to", help="Your own address: an email, a +CC phone, an OpenID.")],
+    as_customer: Annotated[
+        str | None,
+        typer.Option("--as", help="The customer whose data fills the templates (default: the segment's first)."),
+    ] = None,
+    step: Annotated[str | None, typer.Option(help="The step (default: the first).")] = None,
+    channel: Annotated[str | None, typer.Option(help="The channel (default: the step's own).")] = None,
+    variant: Annotated[str | None, typer.Option(help="The variant (default: the customer's).")] = None,
+    by: Annotated[str | None, typer.Option(help="Who sends it, for the audit log.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a worker to send it.")] = 60.0,
+) -> None:
+    """Send one message of the campaign for real to your own address, rendered for one customer.
+
+    The ledger marks it as a test (campaign `test:ID`): no report, follow-up or frequency cap counts it, and
+    its unsubscribe link unsubscribes nobody. Exit 1 when it was not sent."""
+    from outreach import audit
+    from outreach.trial_send import send_test
+    from workers.broker import setup
+
+    cfg = settings()
+    engine = store(cfg)
+    loaded = _load(engine, file, cfg)
+    handle = setup(cfg, engine)
+    if handle.in_process:
+        handle.start_worker()
+    try:
+        sent = send_test(
+            engine, loaded, cfg, to, customer_id=as_customer, step_id=step, channel=channel, variant=variant,
+            actor=by or audit.default_actor(),
+        )  # fmt: skip
+        handle.transport.enqueue([sent.delivery_id])
+        if handle.in_process:
+            handle.drain()
+        status = _wait_for_row(engine, sent.delivery_id, timeout)
+    finally:
+        handle.close()
+    who = f"step {sent.step_id} by {sent.channel} to {sent.to}, rendered for {sent.customer_id}"
+    if sent.variant:
+        who += f" (variant {sent.variant})"
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(deliveries.c.error_code, deliveries.c.error_message).where(deliveries.c.id == sent.delivery_id)
+        ).one()
+    if status in ("sent", "delivered"):
+        console.print(f"test {sent.delivery_id} {status}: {who}", highlight=False)
+        return
+    problem = f": {row.error_code or '-'} {row.error_message or ''}".rstrip() if row.error_message else ""
+    err_console.print(
+        f"[red]test {sent.delivery_id} {status}[/]{problem} ({who}; see `outreach failures show {sent.delivery_id}`)",
+        highlight=False,
+    )
+    raise typer.Exit(1)
+
+
+def _wait_for_row(engine: Engine, delivery_id: int, timeout: float) -> str:
+    """The row's status once it has left queued/sending, or as it is when `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task(f"waiting for a worker to send test {delivery_id}", total=None)
+        while True:
+            with engine.connect() as conn:
+                status = str(
+                    conn.execute(sa.select(deliveries.c.status).where(deliveries.c.id == delivery_id)).scalar_one()
+                )
+            if status not in ("planned", "queued", "sending") or time.monotonic() > deadline:
+                return status
+            bar.update(task, description=f"waiting for a worker to send test {delivery_id} ({status})")
+            time.sleep(0.3)
+
+
 def _watch(
     engine: Engine, campaign_id: str, occurrence: str, bar: Progress, label: str, running: Callable[[], bool]
 ) -> None:
@@ -172,7 +299,7 @@ def _load(engine: Engine, file: Path, cfg: Settings) -> Any:
     return load_campaign(file, cfg, catalog or None)
 
 
-def _print_plan(result: CampaignPlan) -> None:
+def _print_plan(result: CampaignPlan, console: Console = console) -> None:
     mode = "dry run" if result.dry_run else "run"
     console.print(f"[bold]{result.campaign_id}[/] occurrence {result.occurrence} ({mode})", highlight=False)
     for step in result.steps:
@@ -191,6 +318,8 @@ def _print_plan(result: CampaignPlan) -> None:
         console.print(table)
         for sample in step.samples:
             head = f"sample to {sample['customer']} by {sample['channel']} ({sample['to']})"
+            if sample.get("variant"):
+                head += f", variant {sample['variant']}"
             if sample.get("sms_segments"):
                 head += f", {sample['sms_segments']} SMS segment(s)"
             console.print(f"[dim]{head}[/]", highlight=False)
@@ -198,3 +327,33 @@ def _print_plan(result: CampaignPlan) -> None:
                 console.print(f"  Subject: {sample['subject']}", highlight=False, markup=False)
             for line in str(sample["body"]).splitlines()[:8]:
                 console.print(f"  {line}", highlight=False, markup=False)
+
+
+def _print_preview(preview: CustomerPreview) -> None:
+    console.print(f"[bold]{preview.campaign_id}[/] for customer {preview.customer_id}", highlight=False)
+    if not preview.in_segment:
+        console.print(
+            "[yellow]not in the campaign's segment[/]: a run would not message them; shown as if it did",
+            highlight=False,
+        )
+    for step in preview.steps:
+        console.print(f"[bold]step {step.step_id}[/] ({step.when})", highlight=False)
+        if step.status == "already planned":
+            console.print("  already planned for this occurrence (see `outreach customers show`)", highlight=False)
+            continue
+        if step.reason is not None:
+            why = f"{step.reason} ({step.detail})" if step.detail else step.reason
+            console.print(f"  [red]nothing sent[/] by {step.channel}: {why}", highlight=False)
+            continue
+        head = f"  by {step.channel} to {step.to}"
+        if step.variant:
+            head += f", variant {step.variant}"
+        if step.deferred_until:
+            head += f", held until {step.deferred_until} UTC (quiet hours)"
+        if step.sms_segments:
+            head += f", {step.sms_segments} SMS segment(s)"
+        console.print(head, highlight=False)
+        if step.subject:
+            console.print(f"  Subject: {step.subject}", highlight=False, markup=False)
+        for line in str(step.body).splitlines():
+            console.print(f"  | {line}", highlight=False, markup=False, soft_wrap=True)
