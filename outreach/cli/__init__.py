@@ -22,6 +22,8 @@ app = typer.Typer(
     help="Omnichannel outreach: campaigns in YAML, a delivery ledger, SMS, email, WhatsApp and WeChat through workers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help: rich's panels cut long option names (`--allow-invalid-con…`) at 80 columns.
+    rich_markup_mode=None,
 )
 app.add_typer(customers.app, name="customers")
 app.add_typer(campaigns.app, name="campaigns")

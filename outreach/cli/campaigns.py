@@ -18,7 +18,16 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from outreach.campaigns import find_campaign_files, load_campaign, load_campaigns
-from outreach.cli.common import console, err_console, existing_catalog, print_json, reports_errors, settings, store
+from outreach.cli.common import (
+    console,
+    err_console,
+    existing_catalog,
+    print_json,
+    print_table,
+    reports_errors,
+    settings,
+    store,
+)
 from outreach.config import Settings
 from outreach.customer_preview import CustomerPreview, preview_customer
 from outreach.db import utcnow
@@ -31,7 +40,7 @@ from outreach.run_progress import run_progress
 from outreach.schema import deliveries
 from outreach.step_planner import CampaignPlan
 
-app = typer.Typer(help="Campaign files: validate, dry-run, run.", no_args_is_help=True)
+app = typer.Typer(help="Campaign files: validate, dry-run, run.", no_args_is_help=True, rich_markup_mode=None)
 
 Occurrence = Annotated[
     str,
@@ -315,7 +324,7 @@ def _print_plan(result: CampaignPlan, console: Console = console) -> None:
             table.add_row("of which deferred (quiet hours, holidays)", str(step.deferred))
         if step.sms_segments:
             table.add_row("SMS segments", str(step.sms_segments))
-        console.print(table)
+        print_table(table, console)
         for sample in step.samples:
             head = f"sample to {sample['customer']} by {sample['channel']} ({sample['to']})"
             if sample.get("variant"):

@@ -11,6 +11,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from outreach.config import Settings, load_settings, mask_secrets
@@ -22,6 +23,14 @@ R = TypeVar("R")
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def print_table(table: Table, on: Console | None = None) -> None:
+    """Print a table whose cells wrap, and split a long word, rather than end in `…`: at 80 columns nothing
+    an operator needs (an event name, an error code) is cut off."""
+    for column in table.columns:
+        column.overflow = "fold"
+    (on or console).print(table)
 
 
 def reports_errors(command: Callable[P, R]) -> Callable[P, R]:

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from outreach import audit
-from outreach.cli.common import console, print_json, reports_errors, settings, store
+from outreach.cli.common import console, print_json, print_table, reports_errors, settings, store
 from outreach.errors import InputError, Problem
 
 By = Annotated[str | None, typer.Option("--by", help="Who does this (default: the OS user).")]
@@ -96,7 +96,7 @@ def consent(
     console.print(f"{customer_id}: {channel} {purpose} {status}" + ("" if changed else " (unchanged)"), highlight=False)
 
 
-audit_app = typer.Typer(help="The log of operator actions.", no_args_is_help=True)
+audit_app = typer.Typer(help="The log of operator actions.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @audit_app.command("list")
@@ -131,7 +131,7 @@ def audit_list(
             r["at"].isoformat(timespec="seconds"), r["actor"], r["action"], r["target"] or "", str(r["rows"]),
             r["reason"] or "", str(extra),
         )  # fmt: skip
-    console.print(table)
+    print_table(table)
 
 
 @reports_errors

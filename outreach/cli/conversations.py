@@ -10,10 +10,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from outreach import audit
-from outreach.cli.common import console, print_json, reports_errors, settings, store
+from outreach.cli.common import console, print_json, print_table, reports_errors, settings, store
 from outreach.errors import InputError, OutreachError
 
-app = typer.Typer(help="Conversations: customers' messages and the answers they got.", no_args_is_help=True)
+app = typer.Typer(
+    help="Conversations: customers' messages and the answers they got.", no_args_is_help=True, rich_markup_mode=None
+)
 
 Json = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
 ConversationId = Annotated[int, typer.Argument(metavar="CONVERSATION_ID")]
@@ -62,7 +64,7 @@ def list_(
             row["last_inbound_at"].isoformat(timespec="seconds"),
             row["escalated_at"].isoformat(timespec="seconds") if row["escalated_at"] else "-",
         )
-    console.print(table)
+    print_table(table)
 
 
 @app.command()

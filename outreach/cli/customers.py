@@ -9,12 +9,12 @@ import typer
 from rich.table import Table
 
 from outreach import profiles
-from outreach.cli.common import console, err_console, print_json, reports_errors, settings, store
+from outreach.cli.common import console, err_console, print_json, print_table, reports_errors, settings, store
 from outreach.errors import InputError
 from outreach.importer import import_customers
 from outreach.profile_upsert import ImportSummary
 
-app = typer.Typer(help="Customer profiles: import them, look at one.", no_args_is_help=True)
+app = typer.Typer(help="Customer profiles: import them, look at one.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("import")
@@ -137,7 +137,7 @@ def _print_profile(customer: dict[str, Any], consents: list[dict[str, Any]], tim
         table.add_row(
             c["channel"], c["purpose"], c["status"], c["source"], c["changed_at"].isoformat(timespec="seconds")
         )
-    console.print(table)
+    print_table(table)
     events = Table("at", "event", "campaign", "delivery", "details", title="timeline", title_justify="left")
     for e in timeline:
         details = ", ".join(f"{k}={v}" for k, v in (e.get("data") or {}).items())
@@ -148,4 +148,4 @@ def _print_profile(customer: dict[str, Any], consents: list[dict[str, Any]], tim
             str(e["delivery_id"] or ""),
             details,
         )
-    console.print(events)
+    print_table(events)

@@ -18,7 +18,7 @@ from outreach.cli.common import err_console, reports_errors, settings, store
 from outreach.errors import InputError
 from outreach.export import FORMATS, WRITERS, export_rows, has_rows
 
-app = typer.Typer(help="The delivery ledger: export a campaign's rows.", no_args_is_help=True)
+app = typer.Typer(help="The delivery ledger: export a campaign's rows.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command()

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from outreach.cli.common import console, print_json, reports_errors, settings, store
+from outreach.cli.common import console, print_json, print_table, reports_errors, settings, store
 from outreach.errors import InputError
 from outreach.failures import (
     FAILURE_STATES,
@@ -23,7 +23,9 @@ from outreach.failures import (
     failure_rows,
 )
 
-app = typer.Typer(help="Failed, dead and unknown deliveries: find them by their error.", no_args_is_help=True)
+app = typer.Typer(
+    help="Failed, dead and unknown deliveries: find them by their error.", no_args_is_help=True, rich_markup_mode=None
+)
 
 # The filter options, shared by every command that acts on a selection of failures.
 CampaignOption = Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")]
@@ -113,7 +115,7 @@ def _print_failures(groups: list[dict[str, Any]], rows: list[dict[str, Any]], to
             _counts(group["channels"]),
             escape(_shorten(group["sample_message"], 80)),
         )
-    console.print(by_code)
+    print_table(by_code)
     heading = f"deliveries ({len(rows)} of {total}, latest first)" if len(rows) < total else "deliveries"
     table = Table(
         "id", "campaign", "occurrence", "step", "customer", "channel", "status", "attempts", "error code", "error",
@@ -135,7 +137,7 @@ def _print_failures(groups: list[dict[str, Any]], rows: list[dict[str, Any]], to
             escape(_shorten(row["error_message"], 60)),
             row["updated_at"].isoformat(timespec="seconds"),
         )
-    console.print(table)
+    print_table(table)
 
 
 @app.command()
@@ -184,7 +186,7 @@ def _print_history(row: dict[str, Any], history: list[dict[str, Any]]) -> None:
         data = event.get("data") or {}
         details = ", ".join(f"{k}={v}" for k, v in data.items() if k != "channel")
         table.add_row(event["at"].isoformat(timespec="seconds"), event["kind"], escape(details))
-    console.print(table)
+    print_table(table)
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -12,7 +12,7 @@ from outreach.errors import InputError, OutreachError
 from outreach.mail_filing import OUTCOMES, file_mailbox
 from outreach.mail_sources import MailboxError, mask_location
 
-app = typer.Typer(help="File what customers and mail servers send back.", no_args_is_help=True)
+app = typer.Typer(help="File what customers and mail servers send back.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command()

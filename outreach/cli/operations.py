@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from outreach.cli.common import console, print_json, reports_errors, settings, store
+from outreach.cli.common import console, print_json, print_table, reports_errors, settings, store
 from outreach.errors import InputError
 from outreach.reports import FUNNEL, campaign_report
 
@@ -70,14 +70,14 @@ def print_report(data: dict[str, Any]) -> None:
     summary = Table(show_header=False, box=None, padding=(0, 2))
     for key in shown:
         summary.add_row(key, str(funnel[key]))
-    console.print(summary)
+    print_table(summary)
     with_errors = any(row.get("errors_by_code") for row in data["by_step"])
     columns = [*shown, "top errors"] if with_errors else shown
     table = Table("step", "channel", *columns, title="by step and channel", title_justify="left")
     for row in data["by_step"]:
         errors = ", ".join(f"{code} {n}" for code, n in (row.get("errors_by_code") or {}).items())
         table.add_row(row["step"], row["channel"], *(str(row[k]) for k in shown), *([errors] if with_errors else []))
-    console.print(table)
+    print_table(table)
     for survey in data.get("surveys", []):
         console.print(_survey_line(survey), highlight=False)
     for test in data.get("variants", []):
@@ -99,7 +99,7 @@ def _print_variants(test: dict[str, Any]) -> None:
         counts = (arm[k] for k in ("targeted", "sent", "delivered", "replied", "opted_out"))
         rates = (_percent(arm[k]) for k in ("reach_rate", "reply_rate", "opt_out_rate"))
         table.add_row(arm["variant"], *(str(c) for c in counts), *rates)
-    console.print(table)
+    print_table(table)
     for comparison in test["comparisons"]:
         console.print(f"{comparison['variant']} against {comparison['control']}:", highlight=False)
         for label, key in (("reply", "reply_rate"), ("opt-out", "opt_out_rate")):
