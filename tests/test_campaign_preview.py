@@ -148,3 +148,27 @@ def test_test_send_goes_for_real_marked_as_a_test_and_never_counted(desk: Workdi
     national = desk.run("campaigns", "test-send", "offer.yaml", "--to", "13900000000", "--channel", "sms")
     assert national.returncode == 2 and "+CC" in national.stderr
     assert len(desk.outbox("email")) == 1 and len(desk.outbox("sms")) == 1
+
+
+def test_plan_warns_when_links_would_point_at_this_machine(desk: Workdir) -> None:
+    _desk(desk)
+    warned = desk.ok("campaigns", "plan", "offer.yaml")
+    assert "warning: campaign card-offer's messages carry unsubscribe links to http://127.0.0.1:8000" in warned.stderr
+    assert "OUTREACH_PUBLIC_URL" in warned.stderr
+    public = desk.ok("campaigns", "plan", "offer.yaml", OUTREACH_PUBLIC_URL="https://outreach.bank.example")
+    assert "warning" not in public.stderr
+    # a service message without links needs no public address
+    desk.write(
+        "notice.yaml",
+        """
+        id: notice
+        name: Notice
+        purpose: service
+        steps:
+          - id: tell
+            channel: email
+            content:
+              email: {subject: "Card {{ card_last4 }}", text: "Your statement is ready."}
+        """,
+    )
+    assert "warning" not in desk.ok("campaigns", "plan", "notice.yaml").stderr

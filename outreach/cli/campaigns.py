@@ -34,6 +34,7 @@ from outreach.db import utcnow
 from outreach.errors import InputError
 from outreach.planner import DEFAULT_OCCURRENCE, check_occurrence, check_runnable, plan_campaign
 from outreach.profiles import attribute_catalog
+from outreach.public_links import public_link_warning
 from outreach.recipient_list import RecipientList
 from outreach.reports import campaign_report
 from outreach.run_progress import run_progress
@@ -305,7 +306,11 @@ def _watch(
 def _load(engine: Engine, file: Path, cfg: Settings) -> Any:
     with engine.connect() as conn:
         catalog = attribute_catalog(conn)
-    return load_campaign(file, cfg, catalog or None)
+    loaded = load_campaign(file, cfg, catalog or None)
+    warning = public_link_warning(loaded, cfg)
+    if warning:
+        err_console.print(f"[yellow]warning[/]: {warning}", highlight=False, soft_wrap=True)
+    return loaded
 
 
 def _print_plan(result: CampaignPlan, console: Console = console) -> None:
