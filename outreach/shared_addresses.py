@@ -4,7 +4,8 @@ A service message carries one customer's private details (a card's last digits, 
 an address another customer also has may show them to the wrong person. Imports report such addresses;
 campaigns decide per purpose (`shared_address: suppress | send`, settings `shared_address_service` /
 `shared_address_marketing`) whether to send to them. Emails compare case-insensitively (the index is on
-lower(email)); provisional profiles (strangers who wrote to us) never count as sharing.
+lower(email)); provisional profiles (strangers who wrote to us) and addresses marked invalid never count as
+sharing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ Policy = Literal["suppress", "send"]
 POLICIES: tuple[Policy, ...] = ("suppress", "send")
 # The address columns that can be shared between customers, by channel.
 SHAREABLE = {channel: fields[0] for channel, fields in ADDRESS_FIELDS.items()}
+# address column -> the column that marks it invalid (an invalid address is never sent to, so shares nothing)
+_INVALID_FLAG = {fields[0]: fields[1] for fields in ADDRESS_FIELDS.values()}
 _QUERY_CHUNK = 500
 
 
@@ -45,11 +48,12 @@ def sharing(conn: Connection, column: str, addresses: Iterable[str]) -> dict[str
     wanted = sorted({_normal(column, a) for a in addresses if a})
     found: dict[str, list[str]] = defaultdict(list)
     key = _key(column)
+    usable = sa.and_(customers.c.provisional_since.is_(None), customers.c[_INVALID_FLAG[column]].is_(None))
     for start in range(0, len(wanted), _QUERY_CHUNK):
         part = wanted[start : start + _QUERY_CHUNK]
         shared = (
             sa.select(key.label("address"))
-            .where(key.in_(part), customers.c.provisional_since.is_(None))
+            .where(key.in_(part), usable)
             .group_by(key)
             .having(sa.func.count() > 1)
             .subquery()
@@ -57,7 +61,7 @@ def sharing(conn: Connection, column: str, addresses: Iterable[str]) -> dict[str
         rows = conn.execute(
             sa.select(shared.c.address, customers.c.id)
             .join(shared, key == shared.c.address)
-            .where(customers.c.provisional_since.is_(None))
+            .where(usable)
             .order_by(shared.c.address, customers.c.id)
         )
         for address, customer_id in rows:

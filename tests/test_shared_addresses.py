@@ -95,3 +95,33 @@ def test_marketing_sends_to_shared_addresses_unless_told_not_to(desk: Workdir) -
     desk.write("reminder.yaml", REMINDER)
     [step] = desk.json("campaigns", "plan", "reminder.yaml", OUTREACH_SHARED_ADDRESS_SERVICE="send")["steps"]
     assert step["by_channel"] == {"email": 4}
+
+
+def test_an_invalid_phone_is_invalid_address_and_shares_nothing(desk: Workdir) -> None:
+    desk.write(
+        "customers.csv",
+        """
+        id,name,phone,country
+        B1,One,12345,CN
+        B2,Two,12345,CN
+        B3,Three,,CN
+        B4,Four,+8613800138009,CN
+        """,
+    )
+    done = desk.ok("customers", "import", "--allow-invalid-contacts", "customers.csv")
+    assert "shared" not in done.stdout + done.stderr
+    desk.write(
+        "tell.yaml",
+        """
+        id: tell
+        name: Tell
+        purpose: service
+        steps:
+          - id: tell
+            channel: sms
+            content: {sms: "Hi {{ name }}"}
+        """,
+    )
+    plan = desk.json("campaigns", "plan", "tell.yaml")["steps"][0]
+    assert plan["suppressed"] == {"invalid_address": 2, "no_address": 1}
+    assert plan["by_channel"] == {"sms": 1}
