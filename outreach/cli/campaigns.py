@@ -73,6 +73,24 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="Campaign files or
 
 @app.command()
 @reports_errors
+def schema(
+    output: Annotated[
+        Path | None, typer.Option(help="Write it to this file instead of standard output.", show_default=False)
+    ] = None,
+) -> None:
+    """The JSON Schema of campaign files, for editors: put `# yaml-language-server: $schema=PATH` at the top
+    of a campaign file (the repository has it as docs/campaign.schema.json)."""
+    from outreach.campaign_schema import schema_text
+
+    if output is None:
+        sys.stdout.write(schema_text())
+        return
+    output.write_text(schema_text(), encoding="utf-8")
+    console.print(f"wrote {output}", highlight=False)
+
+
+@app.command()
+@reports_errors
 def plan(
     file: Annotated[Path, typer.Argument(help="The campaign file.")],
     occurrence: Occurrence = DEFAULT_OCCURRENCE,
