@@ -26,6 +26,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from outreach.errors import Problem
+from outreach.template_filters import FILTERS
 
 # Names every template may use besides the customer's fields and attributes.
 CONTEXT_NAMES = frozenset({"customer", "campaign", "step", "unsubscribe_url"})
@@ -34,6 +35,7 @@ CONTEXT_NAMES = frozenset({"customer", "campaign", "step", "unsubscribe_url"})
 def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=False)
     env.globals.clear()  # no range(), lipsum() and friends: a message needs none of them
+    env.filters.update(FILTERS)  # money, number, date, datetime in the customer's locale
     return env
 
 
