@@ -15,6 +15,7 @@ from outreach.campaign_errors import dotted
 from outreach.campaign_model import SCHEDULE_OR_TRIGGER, Campaign, Schedule, Step, Trigger, Variant
 from outreach.campaign_templates import ChannelTemplates, LocatedTemplateText
 from outreach.config import Settings
+from outreach.content_locales import normalize
 from outreach.errors import Problem
 from outreach.fields import CORE_FIELDS, AttributeType
 from outreach.rendering import TemplateText, check_template
@@ -51,6 +52,8 @@ class CampaignChecker:
         self.trigger: Trigger | None = None
         self.trigger_known = True
         self.variant_templates: dict[str, dict[str, dict[str, ChannelTemplates]]] = {}
+        # the campaign's default_locale, normalised (None: each per-language block falls back to its first)
+        self.campaign_default_locale: str | None = None
 
     def run(self, campaign: Campaign | None) -> dict[str, dict[str, ChannelTemplates]]:
         """Check `campaign`, or when it did not validate, whichever of its parts are valid on their own."""
@@ -59,6 +62,7 @@ class CampaignChecker:
         steps: list[tuple[int, Step]]
         if campaign is not None:
             segment, schedule, self.trigger = campaign.segment, campaign.schedule, campaign.trigger
+            self.campaign_default_locale = campaign.default_locale
             steps = list(enumerate(campaign.steps))
         else:
             segment = raw.get("segment") if isinstance(raw.get("segment"), str) else None
@@ -218,7 +222,7 @@ class CampaignChecker:
                 found = self._files(source.template, channel, loc)
             if found is None:
                 continue
-            for text in found.parts.values():
+            for text in found.every_part():
                 self.problems.extend(check_template(text, self.known_names))
             out[channel] = found
         return out
@@ -244,14 +248,36 @@ class CampaignChecker:
             )
             return None
         base: Loc = (*loc, "content", channel)
+        if not isinstance(value, dict):
+            return ChannelTemplates(channel, self._inline_parts(channel, value, base))
+        translations = {tag: self._inline_parts(channel, one, (*base, tag)) for tag, one in value.items()}
+        default = self.campaign_default_locale
+        if default is None:
+            fallback = next(iter(value))
+        else:
+            matching = [tag for tag in value if normalize(tag) == default]
+            if not matching:
+                written = ", ".join(value)
+                self.problems.append(
+                    self.doc.problem(
+                        base,
+                        f"{channel} has no {default} text ({written} written): default_locale {default} is what "
+                        "customers get whose language is not written",
+                    )
+                )
+                return None
+            fallback = matching[0]
+        return ChannelTemplates(channel, translations[fallback], translations, fallback)
+
+    def _inline_parts(self, channel: str, value: Any, base: Loc) -> dict[str, TemplateText]:
         if channel != "email":
-            return ChannelTemplates(channel, {"body": self._inline_text(value, base)})
+            return {"body": self._inline_text(value, base)}
         parts = {}
         for part in EMAIL_PARTS:
             text = getattr(value, part)
             if text is not None:
                 parts[part] = self._inline_text(text, (*base, part), html=part == "html")
-        return ChannelTemplates(channel, parts)
+        return parts
 
     def _inline_text(self, text: str, loc: Loc, html: bool = False) -> TemplateText:
         doc = self.doc

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from outreach.campaign_model import Campaign
+from outreach.content_locales import looks_like_locale
 from outreach.errors import Problem
 from outreach.yamlsource import YamlDocument
 
@@ -25,6 +26,8 @@ def pydantic_problems(doc: YamlDocument, exc: ValidationError) -> list[Problem]:
             parent = dotted(loc[:-1])
             message = f"missing required key {loc[-1]!r}"
             problems.append(doc.problem(loc[:-1], f"{parent}: {message}" if parent else message))
+        elif "[key]" in error["loc"]:  # a mapping key that is refused (a language tag that is none)
+            problems.append(doc.problem(loc, f"{dotted(loc[:-1])}: {_value_message(error, loc)}", at_key=True))
         else:
             where = dotted(loc)
             message = _value_message(error, loc)
@@ -40,7 +43,7 @@ def pydantic_problems(doc: YamlDocument, exc: ValidationError) -> list[Problem]:
 
 def _is_union_tag(part: str | int) -> bool:
     """Pydantic names the member of a union it tried (`QuietHours`, `literal['off']`); file keys are lower case."""
-    return isinstance(part, str) and (part.startswith("literal[") or part[:1].isupper())
+    return isinstance(part, str) and (part.startswith("literal[") or part[:1].isupper() or part == "[key]")
 
 
 def _without_union_tags(errors: list[ErrorDetails]) -> list[tuple[ErrorDetails, list[str | int]]]:
@@ -80,6 +83,8 @@ def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
         if isinstance(part, int):
             continue
         field = model.model_fields.get(part)
+        if field is None and looks_like_locale(part):
+            continue  # per-language content: each language holds the same model
         inner = _model_in(field.annotation) if field is not None else None
         if inner is None:
             return None

@@ -9,9 +9,10 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import regex
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from outreach.content_locales import check_locale, looks_like_locale
 from outreach.durations import parse_duration
 from outreach.fields import CORE_FIELDS
 
@@ -50,11 +51,39 @@ class EmailContent(_Model):
     html: str | None = None
 
 
+EMAIL_KEYS = frozenset(EmailContent.model_fields)
+LocaleTag = Annotated[str, AfterValidator(check_locale)]
+
+
+def _email_shape(value: object) -> str:
+    """One email (`subject`, `text`...) or one per language (`zh`, `en`...)."""
+    if isinstance(value, dict) and value and not EMAIL_KEYS & set(value) and all(map(looks_like_locale, value)):
+        return "ByLocale"
+    return "Single"
+
+
+def _text_shape(value: object) -> str:
+    return "ByLocale" if isinstance(value, dict) else "Single"
+
+
+# Tags are upper case: the loader leaves union members' names out of the file positions it reports.
+TextContent = Annotated[
+    Annotated[str, Tag("Single")] | Annotated[dict[LocaleTag, str], Tag("ByLocale")], Discriminator(_text_shape)
+]
+MailContent = Annotated[
+    Annotated[EmailContent, Tag("Single")] | Annotated[dict[LocaleTag, EmailContent], Tag("ByLocale")],
+    Discriminator(_email_shape),
+]
+
+
 class Content(_Model):
-    sms: str | None = None
-    email: EmailContent | None = None
-    whatsapp: str | None = None
-    wechat: str | None = None
+    """A step's (or variant's) inline templates per channel: one message, or one per language (see
+    outreach.content_locales)."""
+
+    sms: TextContent | None = None
+    email: MailContent | None = None
+    whatsapp: TextContent | None = None
+    wechat: TextContent | None = None
 
 
 AttributeName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
@@ -248,6 +277,8 @@ class Campaign(_Model):
     # Whether to send to an address another customer also has; default by purpose (settings
     # shared_address_service = suppress, shared_address_marketing = send).
     shared_address: Literal["suppress", "send"] | None = None
+    # The language of per-language content for customers whose locale has no translation.
+    default_locale: LocaleTag | None = None
     tag: Identifier | None = None
     steps: Annotated[list[Step], Field(min_length=1)]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from outreach.rendering import TemplateText
 
@@ -13,7 +13,17 @@ class ChannelTemplates:
     """The templates one channel of a step renders: `body`, or an email's `subject`, `text`, `html`."""
 
     channel: str
+    # the message, or with translations the fallback language's
     parts: dict[str, TemplateText]
+    # per-language content: language tag as written -> its parts (the fallback's among them)
+    translations: dict[str, dict[str, TemplateText]] = field(default_factory=dict)
+    fallback: str | None = None
+
+    def every_part(self) -> list[TemplateText]:
+        """Every template of the channel, each translation's included."""
+        if not self.translations:
+            return list(self.parts.values())
+        return [text for parts in self.translations.values() for text in parts.values()]
 
 
 @dataclass(frozen=True)

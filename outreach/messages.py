@@ -14,6 +14,7 @@ from markupsafe import escape
 from outreach.campaign_model import Campaign, Step
 from outreach.campaign_templates import ChannelTemplates
 from outreach.config import Settings
+from outreach.content_locales import choose
 from outreach.rendering import compile_template, customer_context, render
 from outreach.sms import sms_size
 from outreach.unsubscribe import make_token, unsubscribe_url
@@ -64,6 +65,16 @@ class StepComposer:
             channel: {part: compile_template(source) for part, source in found.parts.items()}
             for channel, found in templates.items()
         }
+        # channel -> language -> parts, for per-language content (see content_locales)
+        self.translations: dict[str, dict[str, dict[str, Template]]] = {
+            channel: {
+                tag: {part: compile_template(source) for part, source in parts.items()}
+                for tag, parts in found.translations.items()
+            }
+            for channel, found in templates.items()
+            if found.translations
+        }
+        self.fallbacks = {channel: found.fallback for channel, found in templates.items() if found.fallback}
         self._campaign_vars = {"id": campaign.id, "name": campaign.name, "purpose": campaign.purpose}
         self._step_vars = {"id": step.id, "channel": step.channel}
         if variant is not None:
@@ -72,6 +83,9 @@ class StepComposer:
     def compose(self, channel: str, customer: Mapping[str, Any]) -> Composed:
         """Raises rendering.MissingData / RenderError when this customer's message cannot be made."""
         parts = self.compiled[channel]
+        if channel in self.translations:
+            languages = self.translations[channel]
+            parts = languages[choose(languages, customer.get("locale"), self.fallbacks[channel])]
         marketing = self.campaign.purpose == "marketing"
         token = make_token(self.key, str(customer["id"]), channel, self.campaign.purpose)
         link = unsubscribe_url(self.settings.public_url, token)

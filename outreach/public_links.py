@@ -21,7 +21,7 @@ def needs_public_links(loaded: LoadedCampaign) -> bool:
         every = [loaded.templates.get(step.id, {}), *loaded.variant_templates.get(step.id, {}).values()]
         for templates in every:
             for found in templates.values():
-                if any("unsubscribe_url" in part.text for part in found.parts.values()):
+                if any("unsubscribe_url" in part.text for part in found.every_part()):
                     return True
     return False
 

@@ -33,7 +33,7 @@ def test_unknown_keys_are_reported_at_the_key(tmp_path: Path, settings: Settings
             4,
             1,
             "unknown key 'colour' (allowed here: id, name, purpose, description, segment, schedule, trigger, "
-            "quiet_hours, frequency_cap, throttle, on_unknown, shared_address, tag, steps)",
+            "quiet_hours, frequency_cap, throttle, on_unknown, shared_address, default_locale, tag, steps)",
         ),
         (5, 1, "unknown key 'schedul'; did you mean 'schedule'?"),
         (9, 25, "unknown key 'fax' (allowed here: sms, email, whatsapp, wechat)"),
