@@ -19,12 +19,11 @@ from outreach.config import Settings
 from outreach.errors import InputError
 from outreach.fields import ADDRESS_FIELDS, AttributeType
 from outreach.inbound_triggers import REPLY, reply_channel
-from outreach.planner import plan_campaign
+from outreach.planner import campaign_segment, plan_campaign
 from outreach.profiles import attribute_catalog
 from outreach.queueing import Transport
 from outreach.schema import campaign_runs, consents, customers, deliveries
 from outreach.segment_syntax import SegmentError
-from outreach.segments import compile_segment
 from outreach.step_planner import CampaignPlan
 
 # How long after an occurrence started its follow-ups are still looked for, beyond the sum of their delays.
@@ -96,7 +95,7 @@ def plan_due_followups(
                 if channel is None:
                     continue
                 step = step.model_copy(update={"channel": channel})
-            only_if = _only_if(loaded, step, catalog, engine.dialect.name, today or now.date())
+            only_if = _only_if(engine, loaded, settings, step, catalog, today or now.date())
 
             def audience(
                 _: Step,
@@ -117,12 +116,17 @@ def plan_due_followups(
 
 
 def _only_if(
-    loaded: LoadedCampaign, step: Step, catalog: dict[str, AttributeType], dialect: str, today: date
+    engine: Engine,
+    loaded: LoadedCampaign,
+    settings: Settings,
+    step: Step,
+    catalog: dict[str, AttributeType],
+    today: date,
 ) -> sa.ColumnElement[bool] | None:
     if step.only_if is None:
         return None
     try:
-        return compile_segment(step.only_if, catalog, dialect, today)
+        return campaign_segment(engine, loaded, settings, step.only_if, catalog, today)
     except SegmentError as exc:
         raise InputError.single(str(loaded.path), f"step {step.id} only_if: {exc.message}") from None
 

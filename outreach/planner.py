@@ -22,12 +22,13 @@ from outreach.caps import Cap, campaign_cap
 from outreach.config import Settings
 from outreach.db import insert_ignoring_duplicates, utcnow
 from outreach.errors import InputError
+from outreach.fields import AttributeType
 from outreach.messages import StepComposer
 from outreach.profiles import attribute_catalog
 from outreach.provisional import is_provisional
 from outreach.queueing import Transport
 from outreach.quiet_hours import sending_hours
-from outreach.schema import attribute_types, campaign_runs, campaigns
+from outreach.schema import attribute_types, campaign_runs, campaigns, customers
 from outreach.segment_syntax import SegmentError
 from outreach.segments import compile_segment
 from outreach.step_planner import CampaignPlan, StepPlanner
@@ -84,7 +85,7 @@ def plan_campaign(
     with engine.connect() as conn:
         catalog = attribute_catalog(conn)
     try:
-        segment = compile_segment(campaign.segment or "True", catalog, engine.dialect.name, today)
+        segment = campaign_segment(engine, loaded, settings, campaign.segment or "True", catalog, today)
     except SegmentError as exc:
         raise InputError.single(str(loaded.path), f"segment: {exc.message}") from None
     # Provisional profiles (strangers who wrote to us) get replies, never campaigns.
@@ -111,6 +112,24 @@ def plan_campaign(
     if not dry_run:
         _finish_run(engine, campaign.id, occurrence)
     return plan
+
+
+def campaign_segment(
+    engine: Engine,
+    loaded: LoadedCampaign,
+    settings: Settings,
+    text: str,
+    catalog: dict[str, AttributeType],
+    today: date,
+) -> sa.ColumnElement[bool]:
+    """A segment (or a step's `only_if`) of this campaign as SQL: relative dates (`days_from_now(3)`) are days
+    of each customer's own calendar; profiles without a time zone use the campaign's schedule zone, else
+    `default_timezone`, as quiet hours do. Raises SegmentError."""
+    schedule = loaded.campaign.schedule
+    default_zone = schedule.timezone if schedule is not None else settings.default_timezone
+    with engine.connect() as conn:
+        zones = [z for (z,) in conn.execute(sa.select(customers.c.timezone).distinct()) if z]
+    return compile_segment(text, catalog, engine.dialect.name, today, default_zone=default_zone, zones=zones)
 
 
 def _start_run(

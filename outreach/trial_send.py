@@ -25,12 +25,12 @@ from outreach.db import utcnow
 from outreach.errors import InputError
 from outreach.ledger import INTERNAL, queue_one
 from outreach.messages import StepComposer
+from outreach.planner import campaign_segment
 from outreach.profiles import attribute_catalog, get_customer
 from outreach.provisional import is_provisional
 from outreach.rendering import MissingData, RenderError
 from outreach.schema import customers
 from outreach.segment_syntax import SegmentError
-from outreach.segments import compile_segment
 from outreach.unsubscribe import make_token, signing_key, unsubscribe_url
 from outreach.variants import StepVariants
 
@@ -92,7 +92,7 @@ def _address(channel: str, raw: str) -> str:
     return address
 
 
-def _customer(engine: Engine, loaded: LoadedCampaign, customer_id: str | None) -> dict[str, Any]:
+def _customer(engine: Engine, loaded: LoadedCampaign, settings: Settings, customer_id: str | None) -> dict[str, Any]:
     with engine.connect() as conn:
         if customer_id is not None:
             found = get_customer(conn, customer_id)
@@ -100,9 +100,8 @@ def _customer(engine: Engine, loaded: LoadedCampaign, customer_id: str | None) -
                 raise InputError.single("--as", f"no customer {customer_id!r} (see `outreach customers list`)")
             return found
         try:
-            segment = compile_segment(
-                loaded.campaign.segment or "True", attribute_catalog(conn), engine.dialect.name, utcnow().date()
-            )
+            text = loaded.campaign.segment or "True"
+            segment = campaign_segment(engine, loaded, settings, text, attribute_catalog(conn), utcnow().date())
         except SegmentError as exc:
             raise InputError.single(str(loaded.path), f"segment: {exc.message}") from None
         first = conn.execute(
@@ -131,7 +130,7 @@ def send_test(
     step = _step(loaded, step_id)
     channel = _channel(loaded, step, channel)
     address = _address(channel, to)
-    customer = _customer(engine, loaded, customer_id)
+    customer = _customer(engine, loaded, settings, customer_id)
     key = signing_key(engine, settings)
     variants = StepVariants(loaded, step, StepComposer(loaded.campaign, step, loaded.templates[step.id], settings, key))
     if variant is not None and step.variants is None:

@@ -11,22 +11,34 @@ from tests.segment_reference import CATALOG, TODAY
 
 REFUSED = [
     # (segment, 1-based column, part of the message)
-    ("__import__('os')", 1, "only function a segment may call is days_ago"),
-    ("__import__('os').system('rm -rf /') == 0", 1, "only function a segment may call is days_ago"),
-    ("age > 5 and open('x')", 13, "only function a segment may call is days_ago"),
-    ("eval('1') == 1", 1, "only function a segment may call is days_ago"),
-    ("days_ago(3)", 1, "only function a segment may call is days_ago(N), in a comparison"),
+    ("__import__('os')", 1, "the functions a segment may call are days_ago"),
+    ("__import__('os').system('rm -rf /') == 0", 1, "the functions a segment may call are days_ago"),
+    ("age > 5 and open('x')", 13, "the functions a segment may call are days_ago"),
+    ("eval('1') == 1", 1, "the functions a segment may call are days_ago"),
+    ("days_ago(3)", 1, "is a date, not a condition: compare a field with it"),
     ("last_login < days_ago", 14, "days_ago is a function"),
-    ("last_login < days_ago(-1)", 14, "days_ago takes one whole number"),
-    ("last_login < days_ago(1.5)", 14, "days_ago takes one whole number"),
-    ("last_login < days_ago(n=3)", 14, "days_ago takes one whole number"),
+    (
+        "last_login < days_ago(-1)",
+        14,
+        "days_ago takes ",
+    ),
+    (
+        "last_login < days_ago(1.5)",
+        14,
+        "days_ago takes ",
+    ),
+    (
+        "last_login < days_ago(n=3)",
+        14,
+        "days_ago takes ",
+    ),
     ("last_login < days_ago(100000000)", 14, "days_ago"),
     ("a.__class__", 1, "attribute access (a.b) is not allowed"),
     ("age.__class__ == 1", 1, "attribute access (a.b) is not allowed"),
-    ("vip and ().__class__.__bases__[0].__subclasses__()", 9, "only function"),
+    ("vip and ().__class__.__bases__[0].__subclasses__()", 9, "the functions a segment may call are"),
     ("products[0] == 'loan'", 1, "indexing (a[b]) is not allowed"),
     ("lambda: True", 1, "lambda is not allowed"),
-    ("(lambda: 1)() == 1", 1, "only function"),
+    ("(lambda: 1)() == 1", 1, "the functions a segment may call are"),
     ("age + 1 > 18", 1, "arithmetic is not allowed"),
     ("age > 17 + 1", 7, "arithmetic is not allowed"),
     ("age > 2 ** 64", 7, "arithmetic is not allowed"),
@@ -118,5 +130,5 @@ def test_names_are_only_checked_once_attributes_are_known() -> None:
     compile_segment("status == 'active'", {}, "sqlite", TODAY)  # an empty store: never matched
     with pytest.raises(SegmentError, match="'status'"):
         check_segment("status == 'active'", CATALOG)
-    with pytest.raises(SegmentError, match="only function"):
+    with pytest.raises(SegmentError, match="the functions a segment may call are"):
         check_segment("open('x') == 1", None)
