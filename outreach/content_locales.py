@@ -59,3 +59,10 @@ def choose(available: Iterable[str], customer_locale: str | None, fallback: str)
                 return written[wanted]
             wanted = wanted.rpartition("_")[0]
     return written[normalize(fallback)]
+
+
+def same_language(tag: str, customer_locale: str | None) -> bool:
+    """Whether a customer's locale is of the language `tag` is written in (zh_CN and zh are)."""
+    if not customer_locale or not looks_like_locale(customer_locale):
+        return False
+    return normalize(customer_locale).split("_")[0] == normalize(tag).split("_")[0]

@@ -6,17 +6,21 @@ and templates are the ones in `campaigns/` and `templates/`.
 
 from __future__ import annotations
 
+import csv
+import re
 import shutil
 from dataclasses import replace
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from sqlalchemy.engine import Engine
 
 from outreach.campaigns import find_campaign_files, load_campaigns
 from outreach.config import Settings
-from outreach.db import open_store
+from outreach.db import open_store, utcnow
 from outreach.importer import import_customers
 from outreach.planner import plan_campaign
 from outreach.profiles import attribute_catalog
@@ -56,7 +60,7 @@ def run_demo(base: Settings, console: Console, folder: Path = DEMO_DIR) -> list[
     engine = open_store(cfg.database_url)
     sample = resources.files("outreach") / "demo_data" / "customers.csv"
     with resources.as_file(sample) as path:
-        summary = import_customers(engine, path, cfg, allow_invalid_contacts=True)
+        summary = import_customers(engine, _dated(path, folder), cfg, allow_invalid_contacts=True)
     console.print(
         f"imported {summary.rows} sample customers ({len(summary.invalid_contacts)} invalid phones/emails kept, "
         "marked invalid)",
@@ -96,6 +100,29 @@ def run_demo(base: Settings, console: Console, folder: Path = DEMO_DIR) -> list[
                 reports.append(report)
     engine.dispose()
     return reports
+
+
+_RELATIVE_DAY = re.compile(r"^today\+(\d+)$")
+
+
+def _dated(sample: Path, folder: Path) -> Path:
+    """The sample customers with `today+N` cells (card due dates) as real dates, N days after the customer's
+    own today, so the due-in-3-days reminder finds its customers whenever the demo is run."""
+    with sample.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    now = utcnow()
+    for row in rows:
+        zone = ZoneInfo(row.get("timezone") or "UTC")
+        for column, value in row.items():
+            found = _RELATIVE_DAY.match(value or "")
+            if found:
+                row[column] = (now.astimezone(zone).date() + timedelta(days=int(found[1]))).isoformat()
+    dated = folder / "customers.csv"
+    with dated.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return dated
 
 
 # What some sample customers text back to the survey, as Twilio would post it to /webhooks/twilio/inbound.

@@ -14,9 +14,10 @@ from markupsafe import escape
 from outreach.campaign_model import Campaign, Step
 from outreach.campaign_templates import ChannelTemplates
 from outreach.config import Settings
-from outreach.content_locales import choose
+from outreach.content_locales import choose, same_language
 from outreach.rendering import compile_template, customer_context, render
 from outreach.sms import sms_size
+from outreach.template_filters import FORMAT_LOCALE
 from outreach.unsubscribe import make_token, unsubscribe_url
 
 SMS_LIKE = ("sms", "whatsapp", "wechat")
@@ -83,14 +84,19 @@ class StepComposer:
     def compose(self, channel: str, customer: Mapping[str, Any]) -> Composed:
         """Raises rendering.MissingData / RenderError when this customer's message cannot be made."""
         parts = self.compiled[channel]
+        language: str | None = None
         if channel in self.translations:
             languages = self.translations[channel]
-            parts = languages[choose(languages, customer.get("locale"), self.fallbacks[channel])]
+            language = choose(languages, customer.get("locale"), self.fallbacks[channel])
+            parts = languages[language]
         marketing = self.campaign.purpose == "marketing"
         token = make_token(self.key, str(customer["id"]), channel, self.campaign.purpose)
         link = unsubscribe_url(self.settings.public_url, token)
         context = customer_context(customer)
         context.update(campaign=self._campaign_vars, step=self._step_vars, unsubscribe_url=link)
+        if language is not None and not same_language(language, customer.get("locale")):
+            # a customer given the fallback translation reads its dates and amounts in its language too
+            context[FORMAT_LOCALE] = language
         locale = customer.get("locale")
         if channel != "email":
             body = render(parts["body"], context)

@@ -6,7 +6,8 @@ the customer reads them.
     {{ card_due_date | date }}          zh_CN: 2026年12月7日   en: Dec 7, 2026
     {{ sent_at | datetime('short') }}   in the customer's time zone
 
-The locale is the customer's (`locale` on the profile, zh-CN or zh_CN), else English; any filter takes
+The locale is the customer's (`locale` on the profile, zh-CN or zh_CN), else English (or, when the
+customer was given a campaign's fallback translation, that translation's language); any filter takes
 `locale='en_US'` to override it. Amounts are Decimal all the way (a CSV's 107.50 stays 107.50, never a
 float rounded). A value a filter cannot format, an unknown currency or locale raises ValueError, which the
 renderer reports for that customer (`render_error`), never a traceback.
@@ -28,12 +29,15 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 
 FALLBACK_LOCALE = "en"
+# Set by the composer when a customer gets a translation not in their own language (the campaign's fallback):
+# the filters then format in the translation's language, so one message does not mix two.
+FORMAT_LOCALE = "format_locale"
 DATE_FORMATS = ("short", "medium", "long", "full")
 _CURRENCIES = frozenset(list_currencies())
 
 
 def _locale(context: Context, override: str | None) -> Locale:
-    tag = override or context.get("locale") or FALLBACK_LOCALE
+    tag = override or context.get(FORMAT_LOCALE) or context.get("locale") or FALLBACK_LOCALE
     try:
         return Locale.parse(str(tag).replace("-", "_"))
     except (UnknownLocaleError, ValueError, TypeError):

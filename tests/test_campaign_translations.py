@@ -105,3 +105,39 @@ def test_mistakes_in_translations_are_pointed_at(
     assert where[:2] == ["due.yaml", str(line)], problem
     if col:
         assert where[2] == str(col), problem
+
+
+def test_the_fallback_translation_formats_dates_in_its_own_language(desk: Workdir) -> None:
+    desk.write(
+        "customers.csv",
+        """
+        id,name,email,locale,card_due_date,card_balance
+        K1,王芳,wang@example.cn,zh-CN,2026-12-07,107.5
+        K2,Pierre,pierre@example.fr,fr,2026-12-07,107.5
+        K3,Bob,bob@example.com,en,2026-12-07,107.5
+        """,
+    )
+    desk.ok("customers", "import", "customers.csv")
+    desk.write(
+        "due.yaml",
+        """
+        id: due
+        name: Due
+        purpose: service
+        default_locale: zh
+        steps:
+          - id: remind
+            channel: email
+            content:
+              email:
+                zh: {subject: "{{ card_due_date | date }}还款{{ card_balance | money }}", text: "x"}
+                en: {subject: "Due {{ card_due_date | date }}: {{ card_balance | money }}", text: "x"}
+        """,
+    )
+    desk.ok("campaigns", "run", "due.yaml", "--wait")
+    subjects = {m["message"]["To"]: m["message"]["Subject"] for m in desk.outbox("email")}
+    assert subjects == {
+        "wang@example.cn": "2026年12月7日还款¥107.50",
+        "pierre@example.fr": "2026年12月7日还款¥107.50",  # not "Dec 7, 2026" inside Chinese
+        "bob@example.com": "Due Dec 7, 2026: CN¥107.50",
+    }
