@@ -176,7 +176,7 @@ def test_a_dropped_connection_is_transient_and_the_next_message_reconnects(smtp_
     results = send(provider_for(smtp_server), messages)
 
     assert [r.outcome for r in results] == [Outcome.TRANSIENT, Outcome.SENT, Outcome.SENT]
-    assert results[0].error_code is None
+    assert results[0].error_code == "disconnected"
     assert [m.rcpt_tos for m in smtp_server.handler.received] == [["bo@example.com"], ["cy@example.com"]]
 
 

@@ -203,7 +203,7 @@ def test_refused_connection_is_transient() -> None:
 
     for result in results.values():
         assert result.outcome is Outcome.TRANSIENT
-        assert "cannot reach Twilio" in (result.error or "")
+        assert result.error == "connection refused by Twilio" and result.error_code == "connect"
         assert "secret-token-value" not in (result.error or "")
 
 

@@ -19,6 +19,7 @@ from aiosmtplib import (
 
 from outreach.channels.base import OutgoingMessage, SendResult
 from outreach.channels.email_message import InvalidAddress, WireEmail, render_email
+from outreach.channels.transport_errors import classify
 from outreach.config import Settings, mask_secrets, mask_url
 from outreach.errors import InputError
 
@@ -107,8 +108,13 @@ class SmtpProvider:
                         client = await self._connect()
                     except (SMTPException, OSError) as exc:
                         # Nothing more can go out in this batch; every message left is worth retrying later.
-                        error = self._mask(f"cannot connect to {self._where()}: {_describe(exc)}")
-                        code = str(exc.code) if isinstance(exc, SMTPResponseException) else None
+                        failure = classify(exc, self._where(), timeout=self._timeout)
+                        code: str | None
+                        if failure is not None:
+                            error, code = self._mask(failure.description), failure.code
+                        else:
+                            error = self._mask(f"cannot connect to {self._where()}: {_describe(exc)}")
+                            code = str(exc.code) if isinstance(exc, SMTPResponseException) else None
                         results.extend(SendResult.transient(m, error, code) for m in messages[index:])
                         break
                 results.append(await self._send(client, message, email))
@@ -154,6 +160,9 @@ class SmtpProvider:
         except (SMTPException, OSError) as exc:
             # Disconnects and timeouts: the session may be out of step, so drop it; the next message reconnects.
             client.close()
+            failure = classify(exc, self._where(), timeout=self._timeout)
+            if failure is not None:
+                return SendResult.transient(message, self._mask(failure.description), failure.code)
             return SendResult.transient(message, self._mask(f"{self._where()}: {_describe(exc)}"))
         except ValueError as exc:  # aiosmtplib refuses an address it cannot put on a command line
             return SendResult.permanent(message, self._mask(str(exc)), address_invalid=True)

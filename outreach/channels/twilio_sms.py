@@ -25,6 +25,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from outreach.channels.base import OutgoingMessage, SendResult
+from outreach.channels.transport_errors import TIMEOUT, classify
 from outreach.config import Settings, mask_secrets
 from outreach.errors import InputError, Problem
 
@@ -120,9 +121,12 @@ class TwilioSmsProvider:
             return self._api_error(message, exc)
         except TimeoutError:
             return SendResult.transient(
-                message, f"no answer from Twilio within {self._timeout:g}s (the message may have been sent)"
+                message, f"no answer from Twilio within {self._timeout:g}s (the message may have been sent)", TIMEOUT
             )
         except (aiohttp.ClientError, OSError) as exc:
+            failure = classify(exc, "Twilio", timeout=self._timeout)
+            if failure is not None:
+                return SendResult.transient(message, self._mask(failure.description), failure.code)
             return SendResult.transient(message, self._mask(f"cannot reach Twilio: {type(exc).__name__}: {exc}"))
         except Exception as exc:  # never let one message lose the results of the whole batch
             log.exception("unexpected error sending delivery %s through Twilio", message.delivery_id)

@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import aiohttp
 
 from outreach.channels.base import Outcome, OutgoingMessage, SendResult
+from outreach.channels.transport_errors import TIMEOUT, classify
 from outreach.config import Settings, mask_secrets
 from outreach.errors import InputError, Problem
 
@@ -246,8 +247,11 @@ class WeChatProvider:
         except TimeoutError:
             maybe = " (the message may have been sent)" if data else ""
             text = f"no answer from WeChat ({what}) within {self._timeout:g}s{maybe}"
-            raise SendFailure(Outcome.TRANSIENT, text) from None
+            raise SendFailure(Outcome.TRANSIENT, text, TIMEOUT) from None
         except (aiohttp.ClientError, OSError) as exc:
+            failure = classify(exc, f"WeChat ({what})", timeout=self._timeout)
+            if failure is not None:
+                raise SendFailure(Outcome.TRANSIENT, self._mask(failure.description), failure.code) from None
             text = self._mask(f"cannot reach WeChat ({what}): {type(exc).__name__}: {exc}")
             raise SendFailure(Outcome.TRANSIENT, text) from None
         if status != 200:
