@@ -16,6 +16,16 @@ CONSENT_COLUMNS: dict[str, tuple[str, str]] = {
     **{f"consent_{ch}": (ch, "marketing") for ch in CHANNELS},
     **{f"consent_{ch}_{purpose}": (ch, purpose) for ch in CHANNELS for purpose in PURPOSES},
 }
+# The columns that mark an address unusable hold why, in this many characters (schema.customers).
+INVALID_REASON_LENGTH = 80
+
+
+def invalid_reason(why: str) -> str:
+    """`why`, shortened to fit the column that marks an address unusable (the full text is on the timeline
+    or in the import's warning)."""
+    return why if len(why) <= INVALID_REASON_LENGTH else why[: INVALID_REASON_LENGTH - 1] + "…"
+
+
 # Where each channel's address lives on a profile, and the column that marks it unusable (and why).
 ADDRESS_FIELDS = {
     "sms": ("phone", "phone_invalid"),

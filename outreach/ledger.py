@@ -29,7 +29,7 @@ from outreach.caps import send_time_caps
 from outreach.channels.base import Outcome, SendResult
 from outreach.config import Settings
 from outreach.db import insert_returning, utcnow
-from outreach.fields import ADDRESS_FIELDS
+from outreach.fields import ADDRESS_FIELDS, invalid_reason
 from outreach.profiles import add_events, consent_block_reason, consent_map, event_row, set_consent
 from outreach.schema import campaigns, customers, deliveries
 from outreach.windows import REASON as WINDOW_CLOSED
@@ -341,7 +341,7 @@ def mark_address_invalid(conn: Connection, row: dict[str, Any], why: str, now: d
     result = conn.execute(
         customers.update()
         .where(customers.c.id == row["customer_id"], customers.c[address_column] == row["address"])
-        .values({flag_column: why, "updated_at": now})
+        .values({flag_column: invalid_reason(why), "updated_at": now})
     )
     if result.rowcount:
         add_events(

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from outreach.db import utcnow
 from outreach.errors import Problem
-from outreach.fields import ADDRESS_FIELDS, AttributeType
+from outreach.fields import ADDRESS_FIELDS, AttributeType, invalid_reason
 from outreach.profiles import IMPORT_SOURCE_PREFIX, add_events, event_row
 from outreach.schema import consents, customers
 
@@ -141,7 +141,7 @@ def _merged_row(old: dict[str, Any] | None, record: CustomerRecord, now: Any) ->
         if kind not in record.core:
             row[flag] = (old or {}).get(flag)
         elif new_flag is not None:
-            row[flag] = new_flag
+            row[flag] = invalid_reason(new_flag)
         elif old is not None and old.get(kind) == row[kind]:
             row[flag] = old.get(flag)  # same address again: a bounce or carrier verdict on it stands
         else:

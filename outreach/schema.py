@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from outreach.fields import INVALID_REASON_LENGTH
+
 metadata = sa.MetaData()
 
 # None is SQL NULL (not JSON null), so `IS NULL` means "no value" on both databases.
@@ -51,13 +53,13 @@ customers = sa.Table(
     sa.Column("name", sa.String(200)),
     sa.Column("email", sa.String(320)),
     # Why an address must not be used (bad format, hard bounce, ...); NULL means usable.
-    sa.Column("email_invalid", sa.String(80)),
+    sa.Column("email_invalid", sa.String(INVALID_REASON_LENGTH)),
     sa.Column("phone", sa.String(40)),
-    sa.Column("phone_invalid", sa.String(80)),
+    sa.Column("phone_invalid", sa.String(INVALID_REASON_LENGTH)),
     sa.Column("whatsapp", sa.String(40)),
-    sa.Column("whatsapp_invalid", sa.String(80)),
+    sa.Column("whatsapp_invalid", sa.String(INVALID_REASON_LENGTH)),
     sa.Column("wechat_openid", sa.String(64)),
-    sa.Column("wechat_invalid", sa.String(80)),
+    sa.Column("wechat_invalid", sa.String(INVALID_REASON_LENGTH)),
     sa.Column("country", sa.String(2)),
     sa.Column("locale", sa.String(16)),
     sa.Column("timezone", sa.String(64)),

@@ -192,3 +192,16 @@ def test_social_addresses_are_imported_like_the_rest(
     messages = [str(p) for p in caught.value.problems]
     assert any("whatsapp '12'" in m for m in messages), messages
     assert any("wechat_openid 'no spaces allowed' is not a WeChat OpenID" in m for m in messages), messages
+
+
+def test_a_long_reason_for_an_invalid_address_fits_its_column(
+    engine: Engine, tmp_path: Path, make_settings: Callable[..., Settings], store_url: str
+) -> None:
+    settings = make_settings(store_url)
+    bad = "id,name,email\nK1,Yang,yang.lei@example\n"
+    summary = import_customers(engine, write(tmp_path, "c.csv", bad), settings, allow_invalid_contacts=True)
+    assert "It should have a period." in summary.invalid_contacts[0].message  # the whole reason is reported
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(customers.c.email_invalid).where(customers.c.id == "K1")).scalar_one()
+    assert stored.startswith("email 'yang.lei@example': The part after the @-sign is not valid")
+    assert len(stored) <= 80
