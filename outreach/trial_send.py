@@ -93,25 +93,28 @@ def _address(channel: str, raw: str) -> str:
 
 
 def _customer(engine: Engine, loaded: LoadedCampaign, settings: Settings, customer_id: str | None) -> dict[str, Any]:
-    with engine.connect() as conn:
-        if customer_id is not None:
+    if customer_id is not None:
+        with engine.connect() as conn:
             found = get_customer(conn, customer_id)
-            if found is None:
-                raise InputError.single("--as", f"no customer {customer_id!r} (see `outreach customers list`)")
-            return found
-        try:
-            text = loaded.campaign.segment or "True"
-            segment = campaign_segment(engine, loaded, settings, text, attribute_catalog(conn), utcnow().date())
-        except SegmentError as exc:
-            raise InputError.single(str(loaded.path), f"segment: {exc.message}") from None
+        if found is None:
+            raise InputError.single("--as", f"no customer {customer_id!r} (see `outreach customers list`)")
+        return found
+    with engine.connect() as conn:
+        catalog = attribute_catalog(conn)
+    # (one connection at a time: on SQLite an open one holds the write lock)
+    try:
+        text = loaded.campaign.segment or "True"
+        segment = campaign_segment(engine, loaded, settings, text, catalog, utcnow().date())
+    except SegmentError as exc:
+        raise InputError.single(str(loaded.path), f"segment: {exc.message}") from None
+    with engine.connect() as conn:
         first = conn.execute(
             sa.select(customers.c.id).where(segment, ~is_provisional()).order_by(customers.c.id).limit(1)
         ).scalar()
-        if first is None:
-            raise InputError.single("--as", f"the segment of {loaded.id} holds nobody: name a customer with --as")
-        found = get_customer(conn, first)
-        assert found is not None
-        return found
+        found = get_customer(conn, first) if first is not None else None
+    if found is None:
+        raise InputError.single("--as", f"the segment of {loaded.id} holds nobody: name a customer with --as")
+    return found
 
 
 def send_test(
