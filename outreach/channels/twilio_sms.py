@@ -8,6 +8,10 @@ Twilio's errors are mapped to send results here and nowhere else:
 * HTTP 429 / 20429, queue full (21611, 30001), any 5xx, timeouts, refused or dropped connections -> transient
 * any other 4xx (wrong credentials 20003, 21408 region not enabled, 21612 To/From combination, ...) -> permanent
 
+The error code is Twilio's own when it gave one; an answer without a Twilio error body (a gateway's 502 page)
+is `http_<status>`, and a failure to talk to Twilio at all `connect`, `timeout`, `tls` or `disconnected`
+(outreach.channels.transport_errors).
+
 A timeout after the request went out is the `unknown` state: Twilio may have created the message (there is no
 idempotency key). It is reported as transient with a text that says so.
 """
@@ -25,7 +29,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from outreach.channels.base import OutgoingMessage, SendResult
-from outreach.channels.transport_errors import TIMEOUT, classify
+from outreach.channels.transport_errors import TIMEOUT, classify, http_status_code
 from outreach.config import Settings, mask_secrets
 from outreach.errors import InputError, Problem
 
@@ -139,8 +143,14 @@ class TwilioSmsProvider:
         code = int(exc.code) if exc.code is not None else None
         # str(TwilioRestException) adds terminal colours when stderr is a TTY: build the text from its fields.
         detail = exc.msg if isinstance(exc, TwilioRestException) else (exc.detail or exc.title)
-        text = self._mask(f"Twilio HTTP {status}" + (f" error {code}" if code is not None else "") + f": {detail}")
-        code_text = str(code) if code is not None else None
+        if code is None or code == status:
+            # No Twilio error body (the twilio package then reports the HTTP status as the code): a gateway or
+            # proxy page, recorded as http_<status> rather than passed off as a Twilio error code.
+            text = self._mask(f"Twilio HTTP {status} without a Twilio error (a gateway answered): {detail}")
+            code, code_text = None, http_status_code(status)
+        else:
+            text = self._mask(f"Twilio HTTP {status} error {code}: {detail}")
+            code_text = str(code)
         if code in WINDOW_CLOSED_CODES:
             return SendResult.permanent(message, "window_closed: " + text, code_text)
         if code in OPTED_OUT_CODES:

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import aiohttp
 
 from outreach.channels.base import Outcome, OutgoingMessage, SendResult
-from outreach.channels.transport_errors import TIMEOUT, classify
+from outreach.channels.transport_errors import TIMEOUT, classify, http_status_code
 from outreach.config import Settings, mask_secrets
 from outreach.errors import InputError, Problem
 
@@ -256,7 +256,7 @@ class WeChatProvider:
             raise SendFailure(Outcome.TRANSIENT, text) from None
         if status != 200:
             outcome = Outcome.TRANSIENT if status == 429 or status >= 500 else Outcome.PERMANENT
-            raise SendFailure(outcome, f"WeChat ({what}) answered HTTP {status}", f"http_{status}")
+            raise SendFailure(outcome, f"WeChat ({what}) answered HTTP {status}", http_status_code(status))
         try:
             body = json.loads(raw.decode("utf-8"))
         except ValueError:  # UnicodeDecodeError is one too
