@@ -18,6 +18,7 @@ from jinja2 import (
     TemplateAssertionError,
     TemplateError,
     TemplateSyntaxError,
+    Undefined,
     UndefinedError,
     meta,
     nodes,
@@ -26,7 +27,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from outreach.errors import Problem
-from outreach.template_filters import FILTERS
+from outreach.template_filters import FILTERS, UNKNOWN, FilterError, check_filter
 
 # Names every template may use besides the customer's fields and attributes.
 CONTEXT_NAMES = frozenset({"customer", "campaign", "step", "unsubscribe_url"})
@@ -86,6 +87,7 @@ def check_template(source: TemplateText, known_names: Iterable[str] | None) -> l
             taken[key] = nth + 1
             line, col = _position(source, int(node.lineno), _name_column(source.text, int(node.lineno), name, nth))
             problems.append(Problem(source.path, line, col, f"templates may not use names starting with _ ({name!r})"))
+    problems.extend(_filter_problems(source, tree))
     for statement in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
         line, col = source.locate(int(statement.lineno))
         problems.append(Problem(source.path, line, col, "templates cannot include, import or extend other templates"))
@@ -97,6 +99,41 @@ def check_template(source: TemplateText, known_names: Iterable[str] | None) -> l
             line, col = _position(source, lineno, column)
             problems.append(Problem(source.path, line, col, f"no customer has a field or attribute named {name!r}"))
     return sorted(set(problems), key=lambda p: (p.line or 0, p.col or 0, p.message))
+
+
+def _filter_problems(source: TemplateText, tree: nodes.Template) -> list[Problem]:
+    """Uses of money, number, date and datetime that fail whatever the customer: a wrong argument, an unknown
+    currency, locale, time zone or format written in the template, a constant that is not a number or date."""
+    problems: list[Problem] = []
+    taken: dict[tuple[int, str], int] = {}
+    for node in tree.find_all(nodes.Filter):
+        if node.name not in FILTERS:
+            continue
+        key = (int(node.lineno), node.name)
+        nth = taken.get(key, 0)
+        taken[key] = nth + 1
+        if node.dyn_args is not None or node.dyn_kwargs is not None:
+            continue
+        value = _constant(node.node)
+        args = [_constant(arg) for arg in node.args]
+        kwargs = {str(pair.key): _constant(pair.value) for pair in node.kwargs}  # Keyword nodes, typed as Pair
+        complaint = check_filter(node.name, value, args, kwargs)
+        if complaint is not None:
+            column = _name_column(source.text, int(node.lineno), node.name, nth)
+            line, col = _position(source, int(node.lineno), column)
+            problems.append(Problem(source.path, line, col, f"template error: {complaint}"))
+    return problems
+
+
+def _constant(node: nodes.Expr | None) -> Any:
+    """The value of a literal (`'CNY'`, `2`, `none`), or UNKNOWN for what only rendering knows."""
+    if node is None:
+        return UNKNOWN
+    try:
+        value = node.as_const()
+    except nodes.Impossible:
+        return UNKNOWN
+    return UNKNOWN if isinstance(value, Undefined) else value  # what the sandbox refused: reported elsewhere
 
 
 def _position(source: TemplateText, line: int, column: int | None) -> tuple[int, int | None]:
@@ -168,6 +205,8 @@ def render(template: Template, context: Mapping[str, Any]) -> str:
         raise MissingData(str(exc.message)) from None
     except SecurityError as exc:
         raise RenderError(f"template tried something unsafe: {exc}") from None
+    except FilterError as exc:  # the filter's own words: "money: 'lots' is not a number"
+        raise RenderError(str(exc)) from None
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         raise RenderError(f"{type(exc).__name__}: {exc}") from None
 
