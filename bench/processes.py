@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.report import log
-from outreach.config import Settings
+from outreach.core.settings import Settings
 
 BIN = Path(sys.executable).parent
 WORKERS_LOG = "workers.log"

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from outreach.db import open_store
+from outreach.store.database import open_store
 
 # What a run creates is named with these, so that anything a killed run leaves behind is easy to find.
 DATABASE_PREFIX = "outreach_bench_"

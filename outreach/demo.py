@@ -18,13 +18,13 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from sqlalchemy.engine import Engine
 
-from outreach.campaigns import find_campaign_files, load_campaigns
-from outreach.config import Settings
-from outreach.db import open_store, utcnow
-from outreach.importer import import_customers
-from outreach.planner import plan_campaign
-from outreach.profiles import attribute_catalog
-from outreach.reports import campaign_report
+from outreach.campaigns.loading import find_campaign_files, load_campaigns
+from outreach.core.settings import Settings
+from outreach.customers.importer import import_customers
+from outreach.customers.profiles import attribute_catalog
+from outreach.planning.planner import plan_campaign
+from outreach.reports.campaign_report import campaign_report
+from outreach.store.database import open_store, utcnow
 
 DEMO_DIR = Path(".demo")
 
@@ -136,7 +136,7 @@ SIMULATED_REPLIES = [
 
 
 def _simulated_replies(engine: Engine, cfg: Settings) -> int:
-    from outreach.responses import InboundMessage, file_inbound
+    from outreach.inbound.responses import InboundMessage, file_inbound
 
     for n, (phone, text) in enumerate(SIMULATED_REPLIES):
         file_inbound(engine, InboundMessage("sms", f"SMdemo{n:028d}", phone, text), cfg)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from outreach.campaigns import load_campaign
-from outreach.config import Settings
-from outreach.errors import InputError
-from outreach.fields import AttributeType
+from outreach.campaigns.loading import load_campaign
+from outreach.core.errors import InputError
+from outreach.core.settings import Settings
+from outreach.store.fields import AttributeType
 
 CATALOG: dict[str, AttributeType] = {
     "status": "string",

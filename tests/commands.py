@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from outreach.config import Settings
+from outreach.core.settings import Settings
 
 OUTREACH = str(Path(sys.executable).with_name("outreach"))
 

@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from outreach.config import Settings
-from outreach.db import make_engine, open_store, shift_clock
+from outreach.core.settings import Settings
+from outreach.store.database import make_engine, open_store, shift_clock
 from tests.services import free_port, postgres_database, redis_server, unavailable
 from tests.smtp_server import SmtpServer
 

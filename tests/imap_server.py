@@ -1,4 +1,4 @@
-"""A real IMAP4rev1 server on loopback, keeping its folders in memory, for testing `outreach.mail_sources`.
+"""A real IMAP4rev1 server on loopback, keeping its folders in memory, for testing `outreach.inbound.mail_sources`.
 
 It speaks exactly what the IMAP source sends through imaplib: CAPABILITY (with or without MOVE), LOGIN, LIST,
 CREATE, SELECT, UID SEARCH, UID FETCH (BODY.PEEK[]), UID MOVE, UID COPY, UID STORE, EXPUNGE, CLOSE, LOGOUT and

@@ -11,14 +11,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from outreach.campaigns import LoadedCampaign, load_campaign
-from outreach.config import Settings
-from outreach.db import shift_clock, utcnow
-from outreach.importer import import_customers
-from outreach.planner import plan_campaign
-from outreach.profiles import attribute_catalog
-from outreach.schema import deliveries
-from outreach.step_planner import CampaignPlan
+from outreach.campaigns.loading import LoadedCampaign, load_campaign
+from outreach.core.settings import Settings
+from outreach.customers.importer import import_customers
+from outreach.customers.profiles import attribute_catalog
+from outreach.planning.planner import plan_campaign
+from outreach.planning.steps import CampaignPlan
+from outreach.store.database import shift_clock, utcnow
+from outreach.store.schema import deliveries
 from workers.broker import BrokerHandle
 
 

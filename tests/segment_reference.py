@@ -1,6 +1,6 @@
 """The segment tests' reference: a plain Python reading of segments, and a store to run the SQL reading on.
 
-The reference evaluator below is written from the module docstring of outreach.segments, not from its
+The reference evaluator below is written from the module docstring of outreach.segments.compiler, not from its
 code: a comparison is true only when the field has a value of the compared type and the comparison holds,
 otherwise false; text compares by code point; dates compare as ISO text; days_ago(N) is today - N days.
 """
@@ -17,9 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from outreach.fields import AttributeType
-from outreach.schema import attribute_types, customers
-from outreach.segments import compile_segment
+from outreach.segments.compiler import compile_segment
+from outreach.store.fields import AttributeType
+from outreach.store.schema import attribute_types, customers
 
 TODAY = date(2026, 3, 15)
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)

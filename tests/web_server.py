@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
-from outreach.config import Settings
-from outreach.queueing import Transport
+from outreach.core.settings import Settings
+from outreach.planning.queueing import Transport
 from outreach.web.app import create_app
 
 

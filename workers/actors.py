@@ -7,10 +7,10 @@ from dataclasses import dataclass, replace
 import dramatiq
 from sqlalchemy.engine import Engine
 
-from outreach.config import Settings
-from outreach.delivery import deliver_batch
-from outreach.queueing import Transport
-from outreach.throttle import Throttles
+from outreach.core.settings import Settings
+from outreach.delivery.batches import deliver_batch
+from outreach.delivery.throttles import Throttles
+from outreach.planning.queueing import Transport
 
 DELIVER_BATCH = "deliver_batch"
 

@@ -11,9 +11,9 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy.engine import Engine
 
 from outreach.channels import check_providers
-from outreach.config import Settings
-from outreach.db import open_store
-from outreach.errors import InputError
+from outreach.core.errors import InputError
+from outreach.core.settings import Settings
+from outreach.store.database import open_store
 from workers.actors import DELIVER_BATCH, WorkerContext, declare_actors
 
 # Longer delays are not given to the in-process broker (see DramatiqTransport.enqueue).

@@ -42,8 +42,8 @@ from bench.processes import free_port
 from bench.report import Machine, log
 from bench.runner import run_benchmark
 from bench.stores import broker_namespace, empty_store
-from outreach.config import load_settings
-from outreach.importer import import_customers
+from outreach.core.settings import load_settings
+from outreach.customers.importer import import_customers
 
 # After the last expected reply and an empty ledger: how long to keep watching for a second reply.
 SETTLE_SECONDS = 3.0

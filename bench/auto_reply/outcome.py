@@ -16,7 +16,7 @@ from bench.auto_reply.pushes import Push, Pushes
 from bench.auto_reply.wechat_api import TimedWeChatServer
 from bench.http_load import Answer
 from bench.report import Latencies
-from outreach.schema import deliveries, inbound_messages
+from outreach.store.schema import deliveries, inbound_messages
 
 
 def record_replies(

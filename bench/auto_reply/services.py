@@ -22,7 +22,7 @@ from bench.processes import (
     outreach_workers,
     server,
 )
-from outreach.config import Settings
+from outreach.core.settings import Settings
 
 STARTUP_TIMEOUT = 120.0
 

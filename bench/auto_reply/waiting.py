@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from bench.auto_reply.wechat_api import TimedWeChatServer
 from bench.processes import Running
 from bench.report import log
-from outreach.ledger import open_count
+from outreach.store.ledger import open_count
 
 POLL_SECONDS = 0.02
 

@@ -28,7 +28,7 @@ from bench.report import Machine
 from bench.runner import run_benchmark
 from bench.smtp_sink import SmtpSink
 from bench.stores import broker_namespace, empty_store
-from outreach.config import load_settings
+from outreach.core.settings import load_settings
 
 
 def engine_env(

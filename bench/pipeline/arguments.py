@@ -6,7 +6,7 @@ import argparse
 import os
 
 from bench import options
-from outreach.config import Settings
+from outreach.core.settings import Settings
 
 
 def parse_args(argv: list[str] | None, description: str) -> argparse.Namespace:

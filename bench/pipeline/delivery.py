@@ -14,8 +14,8 @@ from bench.data import CAMPAIGN_ID
 from bench.processes import Running, outreach_workers
 from bench.report import Phase, log
 from bench.smtp_sink import SinkCount, SmtpSink
-from outreach.ledger import open_count
-from outreach.schema import deliveries
+from outreach.store.ledger import open_count
+from outreach.store.schema import deliveries
 
 # How often the SMTP server's count is read, and the ledger asked before every message has arrived.
 POLL_SECONDS = 0.05

@@ -10,11 +10,11 @@ from sqlalchemy.engine import Engine
 
 from bench.data import campaign_yaml, write_customers
 from bench.report import Phase, log
-from outreach.campaigns import load_campaign
-from outreach.config import Settings
-from outreach.importer import import_customers
-from outreach.planner import plan_campaign
-from outreach.profiles import attribute_catalog
+from outreach.campaigns.loading import load_campaign
+from outreach.core.settings import Settings
+from outreach.customers.importer import import_customers
+from outreach.customers.profiles import attribute_catalog
+from outreach.planning.planner import plan_campaign
 from workers.broker import setup
 
 OCCURRENCE = "bench"

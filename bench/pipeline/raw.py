@@ -17,9 +17,9 @@ from bench.report import Phase, log
 from bench.smtp_sink import SmtpSink
 from outreach.channels.base import OutgoingMessage
 from outreach.channels.email_message import render_email
-from outreach.config import Settings
-from outreach.delivery import outgoing
-from outreach.schema import deliveries
+from outreach.core.settings import Settings
+from outreach.delivery.batches import outgoing
+from outreach.store.schema import deliveries
 
 # Delivery ids of the raw phase's messages: far above any ledger id, so their Message-IDs never collide.
 RAW_ID_BASE = 10**12

@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 
 from bench.webhooks.figures import Figures
 from bench.webhooks.seed import CALLBACK_CAMPAIGN
-from outreach.schema import deliveries, events, inbound_messages
+from outreach.store.schema import deliveries, events, inbound_messages
 
 
 def record_store(engine: Engine, figures: Figures) -> None:

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bench.stores import Store
-from outreach.db import utcnow
-from outreach.schema import customers, deliveries
+from outreach.store.database import utcnow
+from outreach.store.schema import customers, deliveries
 
 CALLBACK_CAMPAIGN = "bench-sms-notice"
 SURVEY_CAMPAIGN = "bench-sms-survey"

@@ -20,8 +20,8 @@ from aiosmtplib import (
 from outreach.channels.base import OutgoingMessage, SendResult
 from outreach.channels.email_message import InvalidAddress, WireEmail, render_email
 from outreach.channels.transport_errors import classify
-from outreach.config import Settings, mask_secrets, mask_url
-from outreach.errors import InputError
+from outreach.core.errors import InputError
+from outreach.core.settings import Settings, mask_secrets, mask_url
 
 # RFC 3463 enhanced status code at the start of the reply text, e.g. `5.1.1 <x@y>: user unknown`.
 _ENHANCED_STATUS = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})\b")

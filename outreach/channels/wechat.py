@@ -37,8 +37,8 @@ import aiohttp
 
 from outreach.channels.base import Outcome, OutgoingMessage, SendResult
 from outreach.channels.transport_errors import TIMEOUT, classify, http_status_code
-from outreach.config import Settings, mask_secrets
-from outreach.errors import InputError, Problem
+from outreach.core.errors import InputError, Problem
+from outreach.core.settings import Settings, mask_secrets
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
-from outreach.campaigns import find_campaign_files, load_campaign, load_campaigns
+from outreach.campaigns.loading import find_campaign_files, load_campaign, load_campaigns
+from outreach.campaigns.public_links import public_link_warning
 from outreach.cli.common import (
     console,
     err_console,
@@ -28,18 +29,17 @@ from outreach.cli.common import (
     settings,
     store,
 )
-from outreach.config import Settings
-from outreach.customer_preview import CustomerPreview, preview_customer
-from outreach.db import utcnow
-from outreach.errors import InputError
-from outreach.planner import DEFAULT_OCCURRENCE, check_occurrence, check_runnable, plan_campaign
-from outreach.profiles import attribute_catalog
-from outreach.public_links import public_link_warning
-from outreach.recipient_list import RecipientList
-from outreach.reports import campaign_report
-from outreach.run_progress import run_progress
-from outreach.schema import deliveries
-from outreach.step_planner import CampaignPlan
+from outreach.core.errors import InputError
+from outreach.core.settings import Settings
+from outreach.customers.profiles import attribute_catalog
+from outreach.planning.customer_preview import CustomerPreview, preview_customer
+from outreach.planning.planner import DEFAULT_OCCURRENCE, check_occurrence, check_runnable, plan_campaign
+from outreach.planning.recipient_list import RecipientList
+from outreach.planning.steps import CampaignPlan
+from outreach.reports.campaign_report import campaign_report
+from outreach.reports.run_progress import run_progress
+from outreach.store.database import utcnow
+from outreach.store.schema import deliveries
 
 app = typer.Typer(help="Campaign files: validate, dry-run, run.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -80,7 +80,7 @@ def schema(
 ) -> None:
     """The JSON Schema of campaign files, for editors: put `# yaml-language-server: $schema=PATH` at the top
     of a campaign file (the repository has it as docs/campaign.schema.json)."""
-    from outreach.campaign_schema import schema_text
+    from outreach.campaigns.json_schema import schema_text
 
     if output is None:
         sys.stdout.write(schema_text())
@@ -246,8 +246,8 @@ def test_send(
 
     The ledger marks it as a test (campaign `test:ID`): no report, follow-up or frequency cap counts it, and
     its unsubscribe link unsubscribes nobody. Exit 1 when it was not sent."""
-    from outreach import audit
-    from outreach.trial_send import send_test
+    from outreach.planning.trial_send import send_test
+    from outreach.store import audit
     from workers.broker import setup
 
     cfg = settings()

@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
-from outreach.config import Settings, load_settings, mask_secrets
-from outreach.db import open_store
-from outreach.errors import InputError, OutreachError
+from outreach.core.errors import InputError, OutreachError
+from outreach.core.settings import Settings, load_settings, mask_secrets
+from outreach.store.database import open_store
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -81,8 +81,8 @@ def existing_catalog(cfg: Settings) -> dict[str, Any] | None:
 
     from sqlalchemy.engine import make_url
 
-    from outreach.db import normalize_url
-    from outreach.profiles import attribute_catalog
+    from outreach.customers.profiles import attribute_catalog
+    from outreach.store.database import normalize_url
 
     url = make_url(normalize_url(cfg.database_url))
     if url.get_backend_name() == "sqlite" and (not url.database or not Path(url.database).exists()):

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from outreach import audit
 from outreach.cli.common import console, print_json, print_table, reports_errors, settings, store
-from outreach.errors import InputError, Problem
+from outreach.core.errors import InputError, Problem
+from outreach.store import audit
 
 By = Annotated[str | None, typer.Option("--by", help="Who does this (default: the OS user).")]
 Reason = Annotated[str | None, typer.Option("--reason", help="Why, for the audit log.")]
@@ -21,7 +21,7 @@ CampaignId = Annotated[str, typer.Argument(metavar="CAMPAIGN_ID")]
 @reports_errors
 def pause(campaign_id: CampaignId, by: By = None, reason: Reason = None) -> None:
     """Stop sending a campaign's queued messages (they wait; nothing is lost or sent twice)."""
-    from outreach.campaign_control import pause as do_pause
+    from outreach.delivery.campaign_control import pause as do_pause
 
     cfg = settings()
     result = do_pause(store(cfg), campaign_id, by or audit.default_actor(), reason)
@@ -31,7 +31,7 @@ def pause(campaign_id: CampaignId, by: By = None, reason: Reason = None) -> None
 @reports_errors
 def resume(campaign_id: CampaignId, by: By = None, reason: Reason = None) -> None:
     """Send a paused (or cancelled) campaign's queued messages again."""
-    from outreach.campaign_control import resume as do_resume
+    from outreach.delivery.campaign_control import resume as do_resume
     from workers.broker import setup
 
     cfg = settings()
@@ -51,7 +51,7 @@ def resume(campaign_id: CampaignId, by: By = None, reason: Reason = None) -> Non
 @reports_errors
 def cancel(campaign_id: CampaignId, by: By = None, reason: Reason = None) -> None:
     """Suppress everything of a campaign that has not gone (reason `cancelled`); no further occurrences."""
-    from outreach.campaign_control import cancel as do_cancel
+    from outreach.delivery.campaign_control import cancel as do_cancel
 
     cfg = settings()
     result = do_cancel(store(cfg), campaign_id, by or audit.default_actor(), reason)
@@ -68,8 +68,8 @@ def consent(
     reason: Reason = None,
 ) -> None:
     """Set a customer's consent by hand (a branch form, a call-centre request); audited."""
-    from outreach.db import utcnow
-    from outreach.profiles import ConsentStatus, get_customer, set_consent
+    from outreach.customers.profiles import ConsentStatus, get_customer, set_consent
+    from outreach.store.database import utcnow
 
     problems = []
     if channel not in ("sms", "email", "whatsapp", "wechat"):
@@ -147,7 +147,7 @@ def reply(
 ) -> None:
     """Reply to one customer through the ledger and the workers (WhatsApp/WeChat only inside their window).
     It answers their open conversation."""
-    from outreach.operator_reply import reply_from_template, reply_status, send_reply
+    from outreach.inbound.operator_reply import reply_from_template, reply_status, send_reply
     from workers.broker import setup
 
     if (text is None) == (template is None):

@@ -9,9 +9,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from outreach import audit
 from outreach.cli.common import console, print_json, print_table, reports_errors, settings, store
-from outreach.errors import InputError, OutreachError
+from outreach.core.errors import InputError, OutreachError
+from outreach.store import audit
 
 app = typer.Typer(
     help="Conversations: customers' messages and the answers they got.", no_args_is_help=True, rich_markup_mode=None
@@ -31,8 +31,8 @@ def list_(
     as_json: Json = False,
 ) -> None:
     """Conversations, those waiting longest for an operator first."""
-    from outreach.conversations import Filter, list_conversations, span_text
-    from outreach.db import utcnow
+    from outreach.customers.conversations import Filter, list_conversations, span_text
+    from outreach.store.database import utcnow
 
     if limit < 1:
         raise InputError.single("--limit", f"{limit} is not a positive number")
@@ -71,7 +71,7 @@ def list_(
 @reports_errors
 def show(conversation_id: ConversationId, as_json: Json = False) -> None:
     """One conversation: the customer's messages and ours, in order."""
-    from outreach.conversations import get_conversation, transcript
+    from outreach.customers.conversations import get_conversation, transcript
 
     engine = store(settings())
     with engine.connect() as conn:
@@ -109,8 +109,8 @@ def close(
     by: Annotated[str | None, typer.Option("--by", help="Who closes it (default: the OS user).")] = None,
 ) -> None:
     """Close a conversation: nobody is waiting any more (it is not escalated)."""
-    from outreach.conversations import close as do_close
-    from outreach.db import utcnow
+    from outreach.customers.conversations import close as do_close
+    from outreach.store.database import utcnow
 
     actor = by or audit.default_actor()
     engine = store(settings())
@@ -126,8 +126,8 @@ def close(
 @reports_errors
 def escalate() -> None:
     """Escalate now the complaints nobody answered in time (the scheduler does this on every tick)."""
-    from outreach.db import utcnow
-    from outreach.escalation import escalate_due
+    from outreach.inbound.escalation import escalate_due
+    from outreach.store.database import utcnow
     from workers.broker import setup
 
     cfg = settings()

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from outreach import profiles
 from outreach.cli.common import console, err_console, print_json, print_table, reports_errors, settings, store
-from outreach.errors import InputError
-from outreach.importer import import_customers
-from outreach.profile_upsert import ImportSummary
+from outreach.core.errors import InputError
+from outreach.customers import profiles
+from outreach.customers.importer import import_customers
+from outreach.customers.profile_upsert import ImportSummary
 
 app = typer.Typer(help="Customer profiles: import them, look at one.", no_args_is_help=True, rich_markup_mode=None)
 

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 import typer
 
 from outreach.cli.common import err_console, reports_errors, settings, store
-from outreach.errors import InputError
-from outreach.export import FORMATS, WRITERS, export_rows, has_rows
+from outreach.core.errors import InputError
+from outreach.reports.export import FORMATS, WRITERS, export_rows, has_rows
 
 app = typer.Typer(help="The delivery ledger: export a campaign's rows.", no_args_is_help=True, rich_markup_mode=None)
 

@@ -13,8 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from outreach.cli.common import console, print_json, print_table, reports_errors, settings, store
-from outreach.errors import InputError
-from outreach.failures import (
+from outreach.core.errors import InputError
+from outreach.delivery.failures import (
     FAILURE_STATES,
     FailureFilter,
     delivery_history,

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from outreach.cli.common import console, print_json, reports_errors, settings, store
-from outreach.errors import InputError, OutreachError
-from outreach.mail_filing import OUTCOMES, file_mailbox
-from outreach.mail_sources import MailboxError, mask_location
+from outreach.core.errors import InputError, OutreachError
+from outreach.inbound.mail_filing import OUTCOMES, file_mailbox
+from outreach.inbound.mail_sources import MailboxError, mask_location
 
 app = typer.Typer(help="File what customers and mail servers send back.", no_args_is_help=True, rich_markup_mode=None)
 

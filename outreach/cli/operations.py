@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from outreach.cli.common import console, print_json, print_table, reports_errors, settings, store
-from outreach.errors import InputError
-from outreach.reports import FUNNEL, campaign_report
+from outreach.core.errors import InputError
+from outreach.reports.campaign_report import FUNNEL, campaign_report
 
 
 @reports_errors

@@ -1,4 +1,4 @@
-"""`outreach sweep`: recovery from a lost broker and from workers that died mid-send (see `outreach.sweep`)."""
+"""`outreach sweep`: recovery from a lost broker and from workers that died mid-send (see `outreach.delivery.sweep`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from outreach.cli.common import console, print_json, reports_errors, settings, store
-from outreach.durations import parse_duration
-from outreach.errors import InputError
+from outreach.core.durations import parse_duration
+from outreach.core.errors import InputError
 
 
 @reports_errors
@@ -25,7 +25,7 @@ def sweep(
 ) -> None:
     """Re-enqueue queued rows the workers never took; sending rows past the limit become unknown (then their
     campaign's on_unknown: hold or resend); release deferred rows that are due."""
-    from outreach.sweep import sweep as do_sweep
+    from outreach.delivery.sweep import sweep as do_sweep
     from workers.broker import setup
 
     cfg = settings()

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from outreach import audit
 from outreach.cli.common import console, print_json, reports_errors, settings, store
 from outreach.cli.failures import (
     CampaignOption,
@@ -21,7 +20,8 @@ from outreach.cli.failures import (
     UntilOption,
     selection_from_options,
 )
-from outreach.errors import InputError
+from outreach.core.errors import InputError
+from outreach.store import audit
 
 
 @reports_errors
@@ -51,8 +51,8 @@ def replay(
     Never touches sent or delivered rows; a customer who opted out since is suppressed instead; replaying
     the same selection twice sends each message once. Recorded in the audit log.
     """
-    from outreach.replay import count_selected
-    from outreach.replay import replay as do_replay
+    from outreach.delivery.replay import count_selected
+    from outreach.delivery.replay import replay as do_replay
     from workers.broker import setup
 
     selection = selection_from_options(campaign, occurrence, step, channel, status, error_code, since, until, customer)

@@ -57,7 +57,7 @@ def scheduler() -> None:
     import signal
     import threading
 
-    from outreach.scheduler import run_scheduler
+    from outreach.journeys.scheduler import run_scheduler
     from workers.broker import setup
 
     cfg = settings()

@@ -20,14 +20,14 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from outreach.campaign_folder import CampaignFolder
-from outreach.config import Settings, load_settings
-from outreach.db import open_store
-from outreach.errors import InputError
-from outreach.group_commit import GroupCommitter
-from outreach.queueing import Transport
-from outreach.status_reports import apply_status_reports
-from outreach.unsubscribe import signing_key
+from outreach.campaigns.folder import CampaignFolder
+from outreach.core.errors import InputError
+from outreach.core.group_commit import GroupCommitter
+from outreach.core.settings import Settings, load_settings
+from outreach.customers.unsubscribe import signing_key
+from outreach.inbound.provider_reports import apply_status_reports
+from outreach.planning.queueing import Transport
+from outreach.store.database import open_store
 from outreach.web.bodies import BadRequest
 from outreach.web.security_headers import SecurityHeaders
 from outreach.web.state import AppState

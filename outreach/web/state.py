@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
-from outreach.campaign_folder import CampaignFolder
-from outreach.config import Settings
-from outreach.group_commit import GroupCommitter
-from outreach.inbound_triggers import answer_inbound
-from outreach.queueing import Transport
-from outreach.status_reports import ReportOutcome, StatusReport
+from outreach.campaigns.folder import CampaignFolder
+from outreach.core.group_commit import GroupCommitter
+from outreach.core.settings import Settings
+from outreach.inbound.provider_reports import ReportOutcome, StatusReport
+from outreach.inbound.triggers import answer_inbound
+from outreach.planning.queueing import Transport
 
 log = logging.getLogger(__name__)
 # How often a request may look at the campaign folder for changed files (seconds).

@@ -17,8 +17,8 @@ from starlette.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from outreach.responses import InboundMessage, ReadAs, file_inbound
-from outreach.status_reports import StatusReport
+from outreach.inbound.provider_reports import StatusReport
+from outreach.inbound.responses import InboundMessage, ReadAs, file_inbound
 from outreach.web.bodies import BadRequest, parse_form, read_body
 from outreach.web.state import AppState
 

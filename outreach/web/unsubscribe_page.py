@@ -13,12 +13,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from outreach.db import utcnow
-from outreach.ledger import Status
-from outreach.messages import by_locale
-from outreach.profiles import consent_status, get_customer, set_consent
-from outreach.schema import deliveries
-from outreach.unsubscribe import read_token
+from outreach.customers.profiles import consent_status, get_customer, set_consent
+from outreach.customers.unsubscribe import read_token
+from outreach.planning.messages import by_locale
+from outreach.store.database import utcnow
+from outreach.store.ledger import Status
+from outreach.store.schema import deliveries
 from outreach.web.bodies import BadRequest, parse_form, read_body
 from outreach.web.page_style import STYLE_ELEMENT
 from outreach.web.state import AppState

@@ -16,7 +16,7 @@ import hmac
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from outreach.errors import InputError
+from outreach.core.errors import InputError
 
 KEY_ENV = "OUTREACH_WECHAT_AES_KEY"
 BLOCK = 32  # WeChat pads to 32 bytes, not AES's 16

@@ -24,11 +24,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from outreach.config import Settings
-from outreach.db import utcnow
-from outreach.profiles import ConsentStatus, set_consent
-from outreach.responses import InboundMessage, ReadAs, file_inbound
-from outreach.schema import customers
+from outreach.core.settings import Settings
+from outreach.customers.profiles import ConsentStatus, set_consent
+from outreach.inbound.responses import InboundMessage, ReadAs, file_inbound
+from outreach.store.database import utcnow
+from outreach.store.schema import customers
 from outreach.web import wechat_crypto
 from outreach.web.bodies import BadRequest, read_body
 from outreach.web.state import AppState

@@ -1,0 +1,185 @@
+"""Writing imported customers: upsert by id, merge attributes, apply consent changes, record events.
+
+An empty cell keeps the stored value; an address given again keeps the verdict a bounce or carrier gave it;
+a consent the customer withdrew themselves is never re-granted by an import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from outreach.core.errors import Problem
+from outreach.customers.profiles import IMPORT_SOURCE_PREFIX, add_events, event_row
+from outreach.store.database import utcnow
+from outreach.store.fields import ADDRESS_FIELDS, AttributeType, invalid_reason
+from outreach.store.schema import consents, customers
+
+
+@dataclass
+class ImportSummary:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    consents_changed: int = 0
+    # Grants in the file that were not applied because the customer had opted out themselves.
+    consents_kept_revoked: int = 0
+    invalid_contacts: list[Problem] = field(default_factory=list)
+    new_attributes: dict[str, AttributeType] = field(default_factory=dict)
+    # (provisional profile, customer) pairs: strangers who wrote to us, now known by an imported address.
+    adopted: list[tuple[str, str]] = field(default_factory=list)
+    # (address column, address as compared) -> the customers who have it, when more than one does
+    shared_addresses: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # customer id -> its line in the file, for the customers of `shared_addresses` that the file has
+    shared_lines: dict[str, int] = field(default_factory=dict)
+
+    def shared_counts(self) -> dict[str, int]:
+        """Shared addresses per address column."""
+        counts: dict[str, int] = {}
+        for column, _address in self.shared_addresses:
+            counts[column] = counts.get(column, 0) + 1
+        return counts
+
+
+@dataclass
+class CustomerRecord:
+    """One checked row of an import file."""
+
+    line: int
+    id: str
+    core: dict[str, str]
+    # address column -> why its value is unusable (kept only with --allow-invalid-contacts)
+    invalid: dict[str, str]
+    # (channel, purpose) -> granted | revoked
+    consents: dict[tuple[str, str], str]
+    attributes: dict[str, Any]
+
+
+def write_chunk(conn: Connection, chunk: list[CustomerRecord], source: str, summary: ImportSummary) -> None:
+    """Upsert a chunk of records: new customers inserted, known ones merged, consent changes and events."""
+    now = utcnow()
+    ids = [r.id for r in chunk]
+    existing = {
+        row["id"]: dict(row) for row in conn.execute(sa.select(customers).where(customers.c.id.in_(ids))).mappings()
+    }
+    stored_consents = {
+        (r.customer_id, r.channel, r.purpose): (r.status, r.source)
+        for r in conn.execute(
+            sa.select(
+                consents.c.customer_id, consents.c.channel, consents.c.purpose, consents.c.status, consents.c.source
+            ).where(consents.c.customer_id.in_(ids))
+        )
+    }
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    new_events: list[dict[str, Any]] = []
+    consent_inserts: list[dict[str, Any]] = []
+    consent_updates: list[dict[str, Any]] = []
+    for record in chunk:
+        old = existing.get(record.id)
+        row = _merged_row(old, record, now)
+        if old is None:
+            inserts.append(row)
+            summary.created += 1
+            new_events.append(event_row(record.id, "profile.created", {"source": source}, at=now))
+        else:
+            changed = sorted(k for k in row if k not in ("updated_at", "created_at") and row[k] != old.get(k))
+            if changed:
+                updates.append({"b_id": record.id, **row})
+                summary.updated += 1
+                new_events.append(
+                    event_row(record.id, "profile.updated", {"source": source, "fields": changed}, at=now)
+                )
+            else:
+                summary.unchanged += 1
+        _consent_changes(record, stored_consents, source, now, summary, new_events, consent_inserts, consent_updates)
+    if inserts:
+        conn.execute(customers.insert(), inserts)
+    if updates:
+        conn.execute(
+            customers.update()
+            .where(customers.c.id == sa.bindparam("b_id"))
+            .values({c: sa.bindparam(c) for c in updates[0] if c not in ("b_id", "id", "created_at")}),
+            [{k: v for k, v in u.items() if k not in ("id", "created_at")} for u in updates],
+        )
+    if consent_inserts:
+        conn.execute(consents.insert(), consent_inserts)
+    if consent_updates:
+        conn.execute(
+            consents.update()
+            .where(
+                consents.c.customer_id == sa.bindparam("b_customer_id"),
+                consents.c.channel == sa.bindparam("b_channel"),
+                consents.c.purpose == sa.bindparam("b_purpose"),
+            )
+            .values(
+                status=sa.bindparam("status"),
+                source=sa.bindparam("source"),
+                changed_at=sa.bindparam("changed_at"),
+            ),
+            consent_updates,
+        )
+    add_events(conn, new_events)
+
+
+ADDRESS_COLUMNS = tuple(column for column, _ in ADDRESS_FIELDS.values())
+ADDRESS_FLAGS = dict(ADDRESS_FIELDS.values())
+
+
+def _merged_row(old: dict[str, Any] | None, record: CustomerRecord, now: Any) -> dict[str, Any]:
+    """The customer row after this record: empty cells keep stored values, attributes merge."""
+    kept = ("name", *ADDRESS_COLUMNS, "country", "locale", "timezone")
+    row: dict[str, Any] = {c: (old or {}).get(c) for c in kept}
+    row.update(record.core)
+    row["id"] = record.id
+    for kind, flag in ADDRESS_FLAGS.items():
+        new_flag = record.invalid.get(kind)
+        if kind not in record.core:
+            row[flag] = (old or {}).get(flag)
+        elif new_flag is not None:
+            row[flag] = invalid_reason(new_flag)
+        elif old is not None and old.get(kind) == row[kind]:
+            row[flag] = old.get(flag)  # same address again: a bounce or carrier verdict on it stands
+        else:
+            row[flag] = None
+    row["attributes"] = {**((old or {}).get("attributes") or {}), **record.attributes}
+    row["created_at"] = (old or {}).get("created_at") or now
+    row["updated_at"] = now
+    return row
+
+
+def _consent_changes(
+    record: CustomerRecord,
+    stored: dict[tuple[str, str, str], tuple[str, str]],
+    source: str,
+    now: Any,
+    summary: ImportSummary,
+    new_events: list[dict[str, Any]],
+    inserts: list[dict[str, Any]],
+    updates: list[dict[str, Any]],
+) -> None:
+    for (channel, purpose), status in record.consents.items():
+        current = stored.get((record.id, channel, purpose))
+        if current is not None and current[0] == status:
+            continue
+        if current is not None and status == "granted" and not current[1].startswith(IMPORT_SOURCE_PREFIX):
+            summary.consents_kept_revoked += 1
+            continue
+        values = {"status": status, "source": source, "changed_at": now}
+        if current is None:
+            inserts.append({"customer_id": record.id, "channel": channel, "purpose": purpose, **values})
+        else:
+            updates.append({"b_customer_id": record.id, "b_channel": channel, "b_purpose": purpose, **values})
+        summary.consents_changed += 1
+        new_events.append(
+            event_row(
+                record.id,
+                f"consent.{status}",
+                {"channel": channel, "purpose": purpose, "source": source},
+                at=now,
+            )
+        )

@@ -1,0 +1,194 @@
+"""Customer profiles: reading them, their consents, and the event timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from outreach.store.database import utcnow
+from outreach.store.fields import AttributeType
+from outreach.store.schema import attribute_types, consents, customers, events
+
+ConsentStatus = Literal["granted", "revoked"]
+# A revocation from one of these sources came from the customer (or their carrier on their behalf):
+# a data import cannot undo it, only the customer opting back in can.
+IMPORT_SOURCE_PREFIX = "import"
+
+
+def consent_status(conn: Connection, customer_id: str, channel: str, purpose: str) -> str | None:
+    return conn.execute(
+        sa.select(consents.c.status).where(
+            consents.c.customer_id == customer_id, consents.c.channel == channel, consents.c.purpose == purpose
+        )
+    ).scalar()
+
+
+def consent_block_reason(purpose: str, status: str | None) -> str | None:
+    """Why a customer may not be contacted for `purpose` given their consent status; None if they may.
+
+    Marketing needs consent given explicitly (unknown counts as no); service messages go unless the
+    customer revoked them.
+    """
+    if status == "revoked":
+        return "opted_out"
+    if purpose == "marketing" and status != "granted":
+        return "no_consent"
+    return None
+
+
+def event_row(
+    customer_id: str,
+    kind: str,
+    data: Mapping[str, Any] | None = None,
+    *,
+    at: datetime | None = None,
+    delivery_id: int | None = None,
+    campaign_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "customer_id": customer_id,
+        "kind": kind,
+        "at": at or utcnow(),
+        "delivery_id": delivery_id,
+        "campaign_id": campaign_id,
+        "data": dict(data) if data else None,
+    }
+
+
+def add_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        conn.execute(events.insert(), list(rows))
+
+
+def get_customer(conn: Connection, customer_id: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def customer_consents(conn: Connection, customer_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(consents)
+        .where(consents.c.customer_id == customer_id)
+        .order_by(consents.c.channel, consents.c.purpose)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def consent_map(
+    conn: Connection, customer_ids: Iterable[str], channels: Iterable[str], purpose: str
+) -> dict[tuple[str, str], str]:
+    """(customer_id, channel) -> consent status for `purpose`, for many customers in one query."""
+    ids = list(customer_ids)
+    if not ids:
+        return {}
+    rows = conn.execute(
+        sa.select(consents.c.customer_id, consents.c.channel, consents.c.status).where(
+            consents.c.customer_id.in_(ids),
+            consents.c.channel.in_(list(channels)),
+            consents.c.purpose == purpose,
+        )
+    )
+    return {(r.customer_id, r.channel): r.status for r in rows}
+
+
+def set_consent(
+    conn: Connection,
+    customer_id: str,
+    channel: str,
+    purpose: str,
+    status: ConsentStatus,
+    source: str,
+    *,
+    at: datetime | None = None,
+    delivery_id: int | None = None,
+    campaign_id: str | None = None,
+) -> bool:
+    """Record a consent change and its event; returns False when the status was already that.
+
+    `delivery_id` / `campaign_id` name the message the change answered, when there is one."""
+    at = at or utcnow()
+    current = conn.execute(
+        sa.select(consents.c.status).where(
+            consents.c.customer_id == customer_id,
+            consents.c.channel == channel,
+            consents.c.purpose == purpose,
+        )
+    ).scalar()
+    if current == status:
+        return False
+    values = {"status": status, "source": source, "changed_at": at}
+    if current is None:
+        conn.execute(consents.insert().values(customer_id=customer_id, channel=channel, purpose=purpose, **values))
+    else:
+        conn.execute(
+            consents.update()
+            .where(
+                consents.c.customer_id == customer_id,
+                consents.c.channel == channel,
+                consents.c.purpose == purpose,
+            )
+            .values(**values)
+        )
+    add_events(
+        conn,
+        [
+            event_row(
+                customer_id,
+                f"consent.{status}",
+                {"channel": channel, "purpose": purpose, "source": source},
+                at=at,
+                delivery_id=delivery_id,
+                campaign_id=campaign_id,
+            )
+        ],
+    )
+    return True
+
+
+def timeline(conn: Connection, customer_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+    query = sa.select(events).where(events.c.customer_id == customer_id).order_by(events.c.at, events.c.id)
+    if limit:
+        query = query.limit(limit)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def attribute_catalog(conn: Connection) -> dict[str, AttributeType]:
+    return {r.name: r.type for r in conn.execute(sa.select(attribute_types))}
+
+
+def count_customers(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one())
+
+
+def change_attributes(
+    conn: Connection,
+    customer_id: str,
+    change: Callable[[dict[str, Any]], dict[str, Any] | None],
+    now: datetime,
+) -> bool:
+    """Read a profile's attributes under a row lock, let `change` return the new ones (None: no change), and
+    write them back; so two changes at once (an answer, a tag) never lose one. False if nothing changed."""
+    current = conn.execute(
+        sa.select(customers.c.attributes).where(customers.c.id == customer_id).with_for_update()
+    ).first()
+    if current is None:
+        return False
+    changed = change(dict(current.attributes or {}))
+    if changed is None:
+        return False
+    conn.execute(customers.update().where(customers.c.id == customer_id).values(attributes=changed, updated_at=now))
+    return True
+
+
+def with_list_values(attributes: dict[str, Any], name: str, values: Iterable[str]) -> dict[str, Any] | None:
+    """`attributes` with `values` added to its list `name` (for `change_attributes`); None when they are all
+    there already, or `name` holds something other than a list."""
+    current = attributes.get(name) or []
+    if not isinstance(current, list):
+        return None
+    new = [v for v in dict.fromkeys(values) if v not in current]
+    return {**attributes, name: [*current, *new]} if new else None

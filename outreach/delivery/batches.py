@@ -1,0 +1,209 @@
+"""Delivering one batch of ledger rows: claim, check consent again, pace, send through the providers, record.
+
+This is everything a worker does; the Dramatiq actor in `workers/` only calls `deliver_batch`.
+
+Rows under a throttle (their campaign's, their channel's provider rate: see `outreach.delivery.throttles`) go out at
+the pace their limiters give, in small chunks, the stricter limit winning. A batch takes on only what can
+start within `throttle_horizon` seconds, so no row stays claimed for long: the rest is put back to `queued`
+and its ids go back on the queue, due shortly before the permits kept for them. Results are still recorded
+for the whole batch in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from outreach.channels import make_provider
+from outreach.channels.base import OutgoingMessage, Provider, SendResult
+from outreach.channels.email_message import message_id_for
+from outreach.core.settings import Settings
+from outreach.delivery.throttles import Grant, Limit, Throttles, due_times, ticket_for
+from outreach.planning.queueing import Transport, enqueue_in_batches
+from outreach.store.database import utcnow
+from outreach.store.ledger import Status, claim, record_outcomes, send_time_blocks
+from outreach.store.schema import deliveries
+
+# Rows whose permits fall within this span go to the provider together (one SMTP session, say).
+CHUNK_SECONDS = 0.25
+# Rows put back come off the queue this long before their permits are due (at most half the horizon).
+LEAD_SECONDS = 2.0
+
+# A row to send now and when it may go (local monotonic clock; None: at once).
+Timed = tuple[float | None, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    claimed: int
+    sent: int
+    blocked: int
+    retrying: int
+    # Rows put back on the queue because their throttle would not let them start within the horizon.
+    deferred: int = 0
+
+
+@dataclass
+class Pacing:
+    """A batch's sendable rows split by throttle: groups to send now, and rows put back with a delay (ms)."""
+
+    now: list[list[Timed]]
+    later: list[tuple[list[dict[str, Any]], int]]
+
+
+def deliver_batch(
+    engine: Engine, settings: Settings, transport: Transport, ids: Sequence[int], throttles: Throttles | None = None
+) -> BatchOutcome:
+    """Deliver the rows among `ids` that are still queued; safe to call twice with the same ids.
+
+    `throttles` (a worker keeps one) remembers campaign throttles between batches; without it one is made.
+    """
+    claimed = claim(engine, ids)
+    if not claimed:
+        return BatchOutcome(0, 0, 0, 0)
+    blocked = send_time_blocks(engine, claimed)
+    sendable = [row for row in claimed if row["id"] not in blocked]
+    try:
+        pacing = pace(engine, throttles or Throttles(settings), sendable, ids)
+    except Exception:
+        # The limiter is out of reach: nothing was sent, so nothing may stay claimed.
+        release(engine, sendable)
+        record_outcomes(engine, claimed, [], blocked, settings)
+        raise
+    deferred = [row for rows, _ in pacing.later for row in rows]
+    if deferred:
+        for rows, delay_ms in pacing.later:
+            # before the ids are on the queue again, or a worker could find them taken
+            release(engine, rows, timedelta(milliseconds=delay_ms))
+            transport.enqueue([row["id"] for row in rows], delay_ms)
+    going = [row for group in pacing.now for _, row in group]
+    providers = {channel: make_provider(channel, settings) for channel in {row["channel"] for row in going}}
+    results = asyncio.run(_send(pacing.now, providers, settings)) if going else []
+    names = {channel: provider.name for channel, provider in providers.items()}
+    retry = record_outcomes(engine, claimed, results, blocked, settings, names)
+    for delay_ms, retry_ids in retry.by_delay.items():
+        enqueue_in_batches(transport, retry_ids, settings.batch_size, delay_ms)
+    sent = sum(1 for r in results if r.outcome == "sent")
+    retrying = sum(len(v) for v in retry.by_delay.values())
+    return BatchOutcome(len(claimed) - len(deferred), sent, len(blocked), retrying, len(deferred))
+
+
+def pace(engine: Engine, throttles: Throttles, rows: Sequence[dict[str, Any]], ids: Sequence[int]) -> Pacing:
+    """Reserve permits for the rows of each (campaign, channel) on every limit that applies to them.
+
+    Rows whose permits come within the horizon get their moment; the rest are handed back with a delay, their
+    permits kept under a ticket for exactly those rows. `ids` (the batch as enqueued) names the ticket an
+    earlier batch may have left for these rows.
+    """
+    ticket = ticket_for(ids)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: int(r["id"])):
+        groups[(row["campaign_id"], row["channel"])].append(row)
+    pacing = Pacing([], [])
+    for (campaign_id, channel), group in groups.items():
+        limits = throttles.limits(engine, campaign_id, channel)
+        if not limits:
+            pacing.now.append([(None, row) for row in group])
+            continue
+        grants: list[tuple[Limit, Grant, float]] = []
+        for limit in limits:
+            grant = throttles.limiter.reserve(limit, len(group), ticket)
+            grants.append((limit, grant, time.monotonic()))
+        due = due_times(grants, len(group))
+        now = time.monotonic()
+        taken = bisect.bisect_right(due, now + throttles.horizon)
+        pacing.now.append(list(zip(due[:taken], group[:taken], strict=True)))
+        if taken < len(group):
+            rest = group[taken:]
+            kept = ticket_for(row["id"] for row in rest)
+            for limit, grant, _ in grants:
+                throttles.limiter.hold(limit, kept, grant.start + taken * limit.rate.interval, len(rest))
+            lead = min(LEAD_SECONDS, throttles.horizon / 2)
+            pacing.later.append((rest, int(max(0.0, due[taken] - now - lead) * 1000)))
+    return pacing
+
+
+def release(engine: Engine, rows: Sequence[dict[str, Any]], wait: timedelta | None = None) -> None:
+    """Put claimed rows this batch will not send back to `queued`, as they were before the claim; `wait` is
+    how long they wait for their throttle slot (so the sweep does not take them for rows the broker lost)."""
+    if not rows:
+        return
+    now = utcnow()
+    d = deliveries.c
+    by_token: dict[str, list[int]] = defaultdict(list)
+    for row in rows:
+        by_token[row["claim_token"]].append(row["id"])
+    with engine.begin() as conn:
+        for token, row_ids in by_token.items():
+            conn.execute(
+                deliveries.update()
+                .where(d.id.in_(row_ids), d.claim_token == token, d.status == Status.SENDING)
+                .values(
+                    status=Status.QUEUED,
+                    attempts=d.attempts - 1,  # the claim counted an attempt that was not made
+                    claim_token=None,
+                    claimed_at=None,
+                    enqueued_at=now,
+                    next_attempt_at=now + wait if wait else d.next_attempt_at,
+                    updated_at=now,
+                )
+            )
+
+
+async def _send(groups: list[list[Timed]], providers: dict[str, Provider], settings: Settings) -> list[SendResult]:
+    at_once: dict[str, list[OutgoingMessage]] = defaultdict(list)
+    paced: list[list[Timed]] = []
+    for group in groups:
+        if group and group[0][0] is None:
+            for _, row in group:
+                at_once[row["channel"]].append(outgoing(row, settings))
+        elif group:
+            paced.append(group)
+    batches = await asyncio.gather(
+        *(providers[ch].send_many(msgs) for ch, msgs in at_once.items()),
+        *(_send_paced(providers[group[0][1]["channel"]], group, settings) for group in paced),
+    )
+    return [result for batch in batches for result in batch]
+
+
+async def _send_paced(provider: Provider, group: list[Timed], settings: Settings) -> list[SendResult]:
+    """Send rows in chunks, each when the last permit in it is due (never before)."""
+    results: list[SendResult] = []
+    start = 0
+    while start < len(group):
+        first = group[start][0] or 0.0
+        end = start + 1
+        while end < len(group) and (group[end][0] or 0.0) <= first + CHUNK_SECONDS:
+            end += 1
+        wait = (group[end - 1][0] or 0.0) - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        results.extend(await provider.send_many([outgoing(row, settings) for _, row in group[start:end]]))
+        start = end
+    return results
+
+
+def outgoing(row: dict[str, Any], settings: Settings) -> OutgoingMessage:
+    """The message a ledger row records, exactly as planned (or as replayed)."""
+    message_id = None
+    if row["channel"] == "email":
+        message_id = message_id_for(row["id"], row["idempotency_key"], settings.email_from)
+    return OutgoingMessage(
+        delivery_id=row["id"],
+        customer_id=row["customer_id"],
+        channel=row["channel"],
+        to=row["address"],
+        body=row["body"] or "",
+        subject=row["subject"],
+        html=row["html"],
+        headers=row["headers"] or {},
+        message_id=message_id,
+    )

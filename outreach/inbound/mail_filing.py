@@ -1,0 +1,178 @@
+"""Filing what comes back to the bank's mailbox: bounces onto the ledger and the profile, replies onto the
+timeline.
+
+A bounce (RFC 3464 DSN) is matched to its ledger row through the original Message-ID, which names the row
+(`<outreach.ID.HASH@domain>`). A permanent failure (5.x.x) fails the row and marks the address invalid; a
+temporary one (4.x.x) is a soft bounce, and `soft_bounce_limit` of them to one address mark it invalid too.
+Each (row, report) pair is kept once, so a report read twice counts once. A reply whose In-Reply-To or
+References names one of our messages becomes a reply (or a survey answer) on the customer's timeline.
+Each message is filed in its own transaction and moved aside only after it committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from outreach.channels.email_message import delivery_id_from_message_id
+from outreach.core.settings import Settings
+from outreach.customers.profiles import add_events, event_row
+from outreach.inbound.mail_parsing import Dsn, DsnRecipient, Other, Reply, classify
+from outreach.inbound.mail_sources import open_mailbox
+from outreach.inbound.responses import InboundMessage, file_in
+from outreach.store.database import insert_returning, utcnow
+from outreach.store.ledger import Status, mark_address_invalid
+from outreach.store.schema import bounces, deliveries
+
+log = logging.getLogger(__name__)
+
+# What each filed message counted as, for the command's summary.
+OUTCOMES = ("hard_bounce", "soft_bounce", "reply", "duplicate", "unmatched", "skipped", "failed")
+
+
+def file_mailbox(engine: Engine, location: str, settings: Settings, env: Mapping[str, str]) -> Counter[str]:
+    """File every unprocessed message of a Maildir or IMAP mailbox; returns counts by outcome."""
+    counts: Counter[str] = Counter()
+    with open_mailbox(location, env) as source:
+        for mail in source.messages():
+            try:
+                with engine.begin() as conn:
+                    outcome = file_message(conn, mail.raw, settings)
+            except Exception:
+                log.exception("could not file message %s; it stays for the next run", mail.key)
+                counts["failed"] += 1
+                continue
+            source.done(mail.key)
+            counts[outcome] += 1
+    return counts
+
+
+def file_message(conn: Connection, raw: bytes, settings: Settings) -> str:
+    parsed = classify(raw)
+    if isinstance(parsed, Dsn):
+        return _file_dsn(conn, parsed, settings)
+    if isinstance(parsed, Reply):
+        return _file_reply(conn, parsed, settings)
+    assert isinstance(parsed, Other)
+    return "skipped"
+
+
+def _our_rows(conn: Connection, message_ids: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Our email ledger rows named by these Message-IDs, in the order given."""
+    ids = [i for i in (delivery_id_from_message_id(m) for m in message_ids) if i is not None]
+    if not ids:
+        return []
+    found = {
+        r["id"]: dict(r)
+        for r in conn.execute(
+            sa.select(deliveries).where(deliveries.c.id.in_(ids), deliveries.c.channel == "email")
+        ).mappings()
+    }
+    return [found[i] for i in dict.fromkeys(ids) if i in found]
+
+
+def _file_dsn(conn: Connection, dsn: Dsn, settings: Settings) -> str:
+    rows = _our_rows(conn, dsn.original_message_ids)
+    if not rows:
+        return "unmatched"
+    row = rows[0]
+    address = (row["address"] or "").lower()
+    recipients = [r for r in dsn.recipients if r.kind is not None]
+    # The recipient block for our address; a report about a single recipient is about ours.
+    mine = [r for r in recipients if address in (r.final_recipient, (r.original_recipient or "").lower())]
+    if not mine and len(recipients) == 1:
+        mine = recipients
+    if not mine:
+        return "skipped"  # a report that says the message was delivered or relayed
+    recipient = next((r for r in mine if r.kind == "hard"), mine[0])
+    now = utcnow()
+    inserted = insert_returning(
+        conn,
+        bounces,
+        [
+            {
+                "delivery_id": row["id"],
+                "report_id": dsn.message_id[:320],
+                "customer_id": row["customer_id"],
+                "address": address,
+                "kind": recipient.kind,
+                "status": recipient.status[:16],
+                "diagnostic": recipient.diagnostic,
+                "at": now,
+            }
+        ],
+        ("id",),
+    )
+    if not inserted:
+        return "duplicate"
+    _note_bounce(conn, row, recipient, now)
+    if recipient.kind == "hard":
+        _fail(conn, row, recipient, now)
+        mark_address_invalid(conn, row, f"hard bounce {recipient.status}", now)
+        return "hard_bounce"
+    soft = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(bounces)
+        .where(bounces.c.customer_id == row["customer_id"], bounces.c.address == address, bounces.c.kind == "soft")
+    ).scalar_one()
+    if soft >= settings.soft_bounce_limit:
+        mark_address_invalid(conn, row, f"{soft} soft bounces (last {recipient.status})", now)
+    return "soft_bounce"
+
+
+def _note_bounce(conn: Connection, row: dict[str, Any], recipient: DsnRecipient, now: datetime) -> None:
+    data = {"kind": recipient.kind, "status": recipient.status, "address": row["address"]}
+    if recipient.diagnostic:
+        data["diagnostic"] = recipient.diagnostic
+    add_events(
+        conn,
+        [
+            event_row(
+                row["customer_id"],
+                "delivery.bounced",
+                data,
+                at=now,
+                delivery_id=row["id"],
+                campaign_id=row["campaign_id"],
+            )
+        ],
+    )
+
+
+def _fail(conn: Connection, row: dict[str, Any], recipient: DsnRecipient, now: datetime) -> None:
+    """The server accepted the message and later gave up on it: the row was sent, and failed."""
+    conn.execute(
+        deliveries.update()
+        .where(
+            deliveries.c.id == row["id"],
+            deliveries.c.status.in_([Status.SENT, Status.DELIVERED, Status.UNKNOWN, Status.SENDING]),
+        )
+        .values(
+            status=Status.FAILED,
+            error_code=recipient.status[:40],
+            error_message=(f"bounced: {recipient.diagnostic}" if recipient.diagnostic else "bounced")[:2000],
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def _file_reply(conn: Connection, reply: Reply, settings: Settings) -> str:
+    rows = _our_rows(conn, reply.in_reply_to)
+    if not rows:
+        return "unmatched"
+    message = InboundMessage(
+        channel="email",
+        provider_message_id=reply.message_id[:320],
+        from_address=reply.sender,
+        body=reply.text,
+        answers_deliveries=tuple(r["id"] for r in rows),
+    )
+    filed = file_in(conn, message, settings)
+    return "duplicate" if filed.duplicate else "reply"

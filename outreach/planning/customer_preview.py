@@ -1,0 +1,119 @@
+"""One customer's view of a campaign, before anything is sent: for every step (follow-ups included), the
+channel they would get and why, or why they would get nothing, and the message rendered for them.
+
+It is the planner's own dry run narrowed to one customer, so it says exactly what a run would do now:
+consent, addresses, reply windows, shared addresses, frequency caps and quiet hours all apply. A follow-up
+is shown as it would be if it were due now (its condition is described, not evaluated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from outreach.campaigns.loading import LoadedCampaign
+from outreach.campaigns.model import Step
+from outreach.core.errors import InputError
+from outreach.core.settings import Settings
+from outreach.customers.provisional import is_provisional
+from outreach.planning.planner import plan_campaign
+from outreach.store.schema import customers
+
+
+@dataclass
+class StepPreview:
+    step_id: str
+    when: str
+    channel: str | None = None
+    status: str | None = None  # queued (would go) | suppressed | already planned
+    reason: str | None = None
+    detail: str | None = None
+    to: str | None = None
+    variant: str | None = None
+    subject: str | None = None
+    body: str | None = None
+    deferred_until: str | None = None
+    sms_segments: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class CustomerPreview:
+    campaign_id: str
+    customer_id: str
+    in_segment: bool
+    steps: list[StepPreview] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "campaign": self.campaign_id,
+            "customer": self.customer_id,
+            "in_segment": self.in_segment,
+            "steps": [s.as_dict() for s in self.steps],
+        }
+
+
+def describe_when(step: Step) -> str:
+    if step.after is None:
+        return "when the campaign runs"
+    text = f"{step.after} after the previous step"
+    if step.unless:
+        text += f", unless the customer {step.unless.replace('_', ' ')}"
+    if step.only_if:
+        text += f", only if {step.only_if}"
+    return text
+
+
+def preview_customer(
+    engine: Engine, loaded: LoadedCampaign, settings: Settings, customer_id: str, occurrence: str
+) -> CustomerPreview:
+    with engine.connect() as conn:
+        found = conn.execute(sa.select(customers.c.id, is_provisional()).where(customers.c.id == customer_id)).first()
+    if found is None:
+        raise InputError.single("--customer", f"no customer {customer_id!r} (see `outreach customers list`)")
+    if found[1]:
+        raise InputError.single(
+            "--customer", f"{customer_id} is a provisional profile (someone who wrote to us): campaigns never go to it"
+        )
+    segments: list[sa.ColumnElement[bool]] = []
+
+    def only_them(step: Step, segment: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+        segments.append(segment)
+        return customers.c.id == customer_id
+
+    rows: dict[str, dict[str, Any]] = {}
+    plan = plan_campaign(
+        engine,
+        loaded,
+        settings,
+        occurrence,
+        dry_run=True,
+        steps=loaded.campaign.steps,
+        audience=only_them,
+        on_row=lambda row: rows.__setitem__(row["step_id"], row),
+    )
+    with engine.connect() as conn:
+        in_segment = bool(
+            conn.execute(sa.select(sa.func.count()).where(customers.c.id == customer_id, segments[0])).scalar()
+        )
+    preview = CustomerPreview(loaded.id, customer_id, in_segment)
+    for step, planned in zip(loaded.campaign.steps, plan.steps, strict=True):
+        shown = StepPreview(step.id, describe_when(step))
+        row = rows.get(step.id)
+        if row is None:
+            shown.status = "already planned" if planned.already_planned else None
+        else:
+            shown.channel = row["channel"]
+            shown.status = str(row["status"])
+            shown.reason, shown.detail, shown.to = row["reason"], row["detail"], row["address"]
+            shown.variant, shown.subject, shown.body = row["variant"], row["subject"], row["body"]
+            shown.sms_segments = row["sms_segments"]
+            if row["not_before"] is not None:
+                shown.deferred_until = row["not_before"].isoformat(timespec="minutes")
+        preview.steps.append(shown)
+    return preview

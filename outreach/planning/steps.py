@@ -1,0 +1,356 @@
+"""One step of one occurrence, planned: the segment streamed from SQL in chunks, each customer's channel
+decided (address, consent for the purpose, reply window, fallback, frequency cap), the message rendered,
+and the chunk's ledger rows inserted in one transaction (`ON CONFLICT DO NOTHING` on the idempotency key)
+before their ids go to the broker. `planner` runs it for every step that goes now.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from outreach.campaigns.loading import LoadedCampaign
+from outreach.campaigns.model import Step
+from outreach.campaigns.rendering import MissingData, RenderError
+from outreach.customers.profiles import add_events, consent_block_reason, consent_map, event_row
+from outreach.customers.reply_windows import REASON as WINDOW_CLOSED
+from outreach.customers.reply_windows import REPLY_WINDOWS, open_windows
+from outreach.customers.shared_addresses import REASON as SHARED_ADDRESS
+from outreach.customers.shared_addresses import SHAREABLE, others_at, sharing
+from outreach.customers.shared_addresses import policy as shared_policy
+from outreach.planning.caps import REASON as REASON_CAPPED
+from outreach.planning.caps import Cap, planned_counts
+from outreach.planning.messages import Composed, StepComposer
+from outreach.planning.queueing import Transport, enqueue_when_due
+from outreach.planning.quiet_hours import SendingHours
+from outreach.planning.variants import StepVariants
+from outreach.store.database import insert_returning, reading, utcnow
+from outreach.store.fields import ADDRESS_FIELDS
+from outreach.store.ledger import Status
+from outreach.store.schema import customers, deliveries
+
+CHUNK = 1000
+# At least this many samples, and the first message of every channel and variant planned.
+SAMPLES = 3
+MAX_SAMPLES = 12
+
+
+@dataclass
+class StepPlan:
+    step_id: str
+    audience: int = 0
+    already_planned: int = 0
+    planned: int = 0
+    by_channel: Counter[str] = field(default_factory=Counter)
+    suppressed: Counter[str] = field(default_factory=Counter)
+    sms_segments: int = 0
+    # Rows that wait for quiet hours or a holiday to end (they have a `not_before`).
+    deferred: int = 0
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step_id,
+            "audience": self.audience,
+            "already_planned": self.already_planned,
+            "to_send": sum(self.by_channel.values()),
+            "by_channel": dict(self.by_channel),
+            "suppressed": dict(self.suppressed),
+            "sms_segments": self.sms_segments,
+            "deferred": self.deferred,
+            "samples": self.samples,
+        }
+
+
+@dataclass
+class CampaignPlan:
+    campaign_id: str
+    occurrence: str
+    dry_run: bool
+    steps: list[StepPlan] = field(default_factory=list)
+    row_ids: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "campaign": self.campaign_id,
+            "occurrence": self.occurrence,
+            "dry_run": self.dry_run,
+            "steps": [s.as_dict() for s in self.steps],
+        }
+
+
+class StepPlanner:
+    def __init__(
+        self,
+        engine: Engine,
+        loaded: LoadedCampaign,
+        step: Step,
+        occurrence: str,
+        composer: StepComposer,
+        where: sa.ColumnElement[bool],
+        dry_run: bool,
+    ) -> None:
+        self.engine = engine
+        self.campaign = loaded.campaign
+        self.step = step
+        self.occurrence = occurrence
+        self.composer = composer
+        self.variants = StepVariants(loaded, step, composer)
+        self.where = where
+        self.dry_run = dry_run
+        self.report = StepPlan(step.id)
+        d = deliveries.c
+        self.channels = [step.channel] + ([step.fallback] if step.fallback else [])
+        self.already = sa.exists().where(
+            d.campaign_id == self.campaign.id,
+            d.occurrence == occurrence,
+            d.step_id == step.id,
+            d.customer_id == customers.c.id,
+            d.channel.in_(self.channels),
+        )
+        self.cap: Cap | None = None
+        self.windows: set[tuple[str, str]] = set()
+        # An answer to a message goes back to the address that wrote, shared or not.
+        self.refuse_shared = (
+            self.campaign.trigger is None and shared_policy(self.campaign, composer.settings) == "suppress"
+        )
+        # (customer id, channel) -> the other customers who have that address, for the chunk being planned
+        self.shared: dict[tuple[str, str], list[str]] = {}
+        self.hours: SendingHours | None = None
+        # Given every row as it is planned (a dry run's recipient list, one customer's preview).
+        self.on_row: Callable[[dict[str, Any]], None] | None = None
+        self._sampled: set[tuple[str, str | None]] = set()
+        self.expects = (
+            {**step.expects.model_dump(exclude_none=True), "attribute": step.expects.attribute_name}
+            if step.expects
+            else None
+        )
+
+    def run(
+        self,
+        transport: Transport | None,
+        batch_size: int,
+        progress: Callable[[int, int], None] | None,
+        row_ids: list[int],
+    ) -> StepPlan:
+        with reading(self.engine) as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(customers).where(self.where)).scalar_one()
+            done = conn.execute(sa.select(sa.func.count()).select_from(customers).where(self.where, self.already))
+            self.report.already_planned = int(done.scalar_one())
+        self.report.audience = int(total)
+        seen = 0
+        # One streamed query for the whole segment (not a query per chunk: that would rescan the table each
+        # time); each chunk is written in its own transaction on another connection.
+        with reading(self.engine) as reader:
+            result = reader.execution_options(stream_results=True, yield_per=CHUNK).execute(
+                sa.select(customers).where(self.where, ~self.already).order_by(customers.c.id)
+            )
+            for partition in result.mappings().partitions(CHUNK):
+                chunk = [dict(r) for r in partition]
+                with self.engine.begin() as conn:
+                    rows = self._rows(conn, chunk)
+                    new_rows = [] if self.dry_run else self._insert(conn, rows)
+                seen += len(chunk)
+                if new_rows and transport is not None:
+                    enqueue_when_due(transport, new_rows, batch_size)
+                row_ids.extend(delivery_id for delivery_id, _ in new_rows)
+                if progress:
+                    progress(seen, self.report.audience - self.report.already_planned)
+        return self.report
+
+    def _rows(self, conn: Connection, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        purpose = self.campaign.purpose
+        consents = consent_map(conn, [c["id"] for c in chunk], self.channels, purpose)
+        now = utcnow()
+        self.windows = open_windows(conn, [c["id"] for c in chunk], self.channels, now)
+        capped = (
+            planned_counts(conn, [c["id"] for c in chunk], self.cap, self.campaign.id, now - self.cap.per)
+            if self.cap
+            else None
+        )
+        self.shared = self._shared_addresses(conn, chunk) if self.refuse_shared else {}
+        rows = []
+        for customer in chunk:
+            variant = self.variants.choose(customer["id"])
+            channel, reason, detail = self._choose_channel(customer, consents, purpose)
+            if reason is None and capped is not None and self.cap and capped[customer["id"]] >= self.cap.max:
+                reason, detail = REASON_CAPPED, self.cap.describe(capped[customer["id"]])
+            composed: Composed | None = None
+            if reason is None:
+                try:
+                    composed = self.variants.composer(variant).compose(channel, customer)
+                except MissingData as exc:
+                    reason, detail = "missing_data", str(exc)
+                except RenderError as exc:
+                    reason, detail = "render_error", str(exc)
+            row = self._row(customer, channel, reason, detail, composed, now, variant)
+            if self.on_row is not None:
+                self.on_row(row)
+            rows.append(row)
+        return rows
+
+    def _shared_addresses(self, conn: Connection, chunk: list[dict[str, Any]]) -> dict[tuple[str, str], list[str]]:
+        found: dict[tuple[str, str], list[str]] = {}
+        for channel in self.channels:
+            column = SHAREABLE.get(channel)
+            if column is None:
+                continue
+            groups = sharing(conn, column, [c[column] for c in chunk if c.get(column)])
+            for customer in chunk:
+                others = others_at(groups, column, customer.get(column), customer["id"])
+                if others:
+                    found[(customer["id"], channel)] = others
+        return found
+
+    def _unreachable_on(
+        self, customer: Mapping[str, Any], channel: str, consents: Mapping[tuple[str, str], str], purpose: str
+    ) -> tuple[str | None, str | None]:
+        reason = _unreachable(customer, channel, purpose, consents, self.windows)
+        if reason is None and (customer["id"], channel) in self.shared:
+            others = self.shared[(customer["id"], channel)]
+            return SHARED_ADDRESS, f"{SHAREABLE[channel]} shared with {', '.join(others)}"
+        return reason, None
+
+    def _choose_channel(
+        self, customer: Mapping[str, Any], consents: Mapping[tuple[str, str], str], purpose: str
+    ) -> tuple[str, str | None, str | None]:
+        """The channel to use, or the primary channel with the reason nobody can be reached."""
+        primary = self.step.channel
+        reason, detail = self._unreachable_on(customer, primary, consents, purpose)
+        if reason is None:
+            return primary, None, None
+        fallback = self.step.fallback
+        if fallback is not None:
+            fallback_reason, fallback_detail = self._unreachable_on(customer, fallback, consents, purpose)
+            if fallback_reason is None:
+                return fallback, None, None
+            explained = f"{fallback} fallback: {fallback_reason}" + (f" ({fallback_detail})" if fallback_detail else "")
+            return primary, reason, (f"{detail}; " if detail else "") + explained
+        return primary, reason, detail
+
+    def _row(
+        self,
+        customer: Mapping[str, Any],
+        channel: str,
+        reason: str | None,
+        detail: str | None,
+        composed: Composed | None,
+        now: datetime,
+        variant: str | None,
+    ) -> dict[str, Any]:
+        report = self.report
+        address = customer.get(ADDRESS_FIELDS[channel][0]) if channel in ADDRESS_FIELDS else None
+        not_before = None
+        if self.hours is not None and reason is None:
+            not_before = self.hours.not_before(now, customer.get("timezone"), customer.get("country"))
+            report.deferred += not_before is not None
+        if reason is not None:
+            report.suppressed[reason] += 1
+        else:
+            assert composed is not None
+            report.by_channel[channel] += 1
+            report.sms_segments += composed.sms_segments or 0
+            kind = (channel, variant)
+            first_of_kind = kind not in self._sampled and len(report.samples) < MAX_SAMPLES
+            if first_of_kind or len(report.samples) < SAMPLES:
+                self._sampled.add(kind)
+                report.samples.append(
+                    {
+                        "customer": customer["id"],
+                        "channel": channel,
+                        "variant": variant,
+                        "to": address,
+                        "subject": composed.subject,
+                        "body": composed.body,
+                        "sms_segments": composed.sms_segments,
+                    }
+                )
+        return {
+            "idempotency_key": f"{self.campaign.id}:{self.occurrence}:{self.step.id}:{customer['id']}:{channel}",
+            "campaign_id": self.campaign.id,
+            "occurrence": self.occurrence,
+            "step_id": self.step.id,
+            "customer_id": customer["id"],
+            "channel": channel,
+            "purpose": self.campaign.purpose,
+            "status": Status.SUPPRESSED if reason else Status.QUEUED,
+            "reason": reason,
+            "detail": detail,
+            "address": address,
+            "subject": composed.subject if composed else None,
+            "body": composed.body if composed else None,
+            "html": composed.html if composed else None,
+            "headers": composed.headers if composed and composed.headers else None,
+            "sms_segments": composed.sms_segments if composed else None,
+            "expects": self.expects if composed else None,
+            "variant": variant,
+            "attempts": 0,
+            "not_before": not_before,
+            "enqueued_at": None if reason else now,
+            "finished_at": now if reason else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, datetime | None]]:
+        """Insert the chunk's rows; those another run already wrote are skipped. Returns the ids to enqueue,
+        each with the moment before which it may not go (quiet hours, holidays) or None."""
+        if not rows:
+            return []
+        inserted = insert_returning(conn, deliveries, rows, ("id", "idempotency_key", "status"))
+        by_key = {r["idempotency_key"]: r for r in rows}
+        new_events = []
+        queued = []
+        for delivery_id, key, status in inserted:
+            row = by_key[key]
+            if status == Status.QUEUED:
+                queued.append((delivery_id, row["not_before"]))
+                data = {"step": row["step_id"], "channel": row["channel"], "occurrence": self.occurrence}
+                if row["not_before"]:
+                    data["not_before"] = row["not_before"].isoformat(timespec="seconds")
+                kind = "delivery.planned"
+            else:
+                data = {"step": row["step_id"], "channel": row["channel"], "reason": row["reason"]}
+                if row["detail"]:
+                    data["detail"] = row["detail"]
+                kind = "delivery.suppressed"
+            new_events.append(
+                event_row(
+                    row["customer_id"],
+                    kind,
+                    data,
+                    at=row["created_at"],
+                    delivery_id=delivery_id,
+                    campaign_id=self.campaign.id,
+                )
+            )
+        add_events(conn, new_events)
+        return sorted(queued)
+
+
+def _unreachable(
+    customer: Mapping[str, Any],
+    channel: str,
+    purpose: str,
+    consents: Mapping[tuple[str, str], str],
+    windows: set[tuple[str, str]],
+) -> str | None:
+    """Why `channel` cannot be used for this customer, or None when it can."""
+    fields = ADDRESS_FIELDS.get(channel)
+    if fields is None:
+        return "no_address"
+    address_field, flag_field = fields
+    if not customer.get(address_field):
+        return "no_address"
+    if customer.get(flag_field):
+        return "invalid_address"
+    blocked = consent_block_reason(purpose, consents.get((customer["id"], channel)))
+    if blocked is None and channel in REPLY_WINDOWS and (customer["id"], channel) not in windows:
+        return WINDOW_CLOSED
+    return blocked
