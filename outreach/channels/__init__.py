@@ -3,4 +3,53 @@ they all speak (`base`): a message in, a SendResult out. Vendor error codes are 
 turned into the project's error codes and outcomes. Also the text facts of a channel (SMS encoding).
 
 May import: outreach.core.
+
+This module chooses the provider of each channel from the settings: real ones when configured, the file
+outbox otherwise.
 """
+
+from __future__ import annotations
+
+from outreach.channels.base import Provider
+from outreach.core.errors import InputError, Problem
+from outreach.core.settings import Settings
+
+CHANNELS_WITH_PROVIDERS = ("sms", "email", "whatsapp", "wechat")
+
+
+def make_provider(channel: str, settings: Settings) -> Provider:
+    """The provider that carries `channel` under these settings (created per batch, in its event loop).
+
+    Raises InputError when a provider is half configured (say, a Twilio account without a sender).
+    """
+    from outreach.channels.outbox import OutboxProvider
+
+    if channel == "email" and settings.smtp_url:
+        from outreach.channels.smtp import SmtpProvider
+
+        return SmtpProvider(settings.smtp_url, settings.email_from, settings.smtp_timeout)
+    if channel == "sms" and (settings.twilio_account_sid or settings.twilio_auth_token):
+        from outreach.channels.twilio_sms import TwilioSmsProvider
+
+        return TwilioSmsProvider(settings)
+    if channel == "whatsapp" and (settings.twilio_account_sid or settings.twilio_auth_token) and settings.whatsapp_from:
+        from outreach.channels.twilio_sms import TwilioSmsProvider
+
+        return TwilioSmsProvider(settings, channel="whatsapp")
+    if channel == "wechat" and (settings.wechat_app_id or settings.wechat_app_secret):
+        from outreach.channels.wechat import WeChatProvider
+
+        return WeChatProvider(settings)
+    return OutboxProvider(settings.outbox_dir, settings.email_from)
+
+
+def check_providers(settings: Settings) -> None:
+    """Fail at start-up, not in the middle of a batch, when a provider's settings are incomplete or wrong."""
+    problems: list[Problem] = []
+    for channel in CHANNELS_WITH_PROVIDERS:
+        try:
+            make_provider(channel, settings)
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InputError(problems)

@@ -16,8 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach.customers.profiles import add_events, event_row
 from outreach.store.database import insert_ignoring_duplicates
+from outreach.store.events import add_events, event_row
 from outreach.store.json_lists import list_contains
 from outreach.store.schema import conversations, customers, deliveries, events, inbound_messages
 

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from outreach.core.errors import Problem
-from outreach.customers.profiles import IMPORT_SOURCE_PREFIX, add_events, event_row
+from outreach.customers.profiles import IMPORT_SOURCE_PREFIX
 from outreach.store.database import utcnow
+from outreach.store.events import EventRow, add_events, event_row
 from outreach.store.fields import ADDRESS_FIELDS, AttributeType, invalid_reason
 from outreach.store.schema import consents, customers
 
@@ -76,7 +77,7 @@ def write_chunk(conn: Connection, chunk: list[CustomerRecord], source: str, summ
     }
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
-    new_events: list[dict[str, Any]] = []
+    new_events: list[EventRow] = []
     consent_inserts: list[dict[str, Any]] = []
     consent_updates: list[dict[str, Any]] = []
     for record in chunk:
@@ -158,7 +159,7 @@ def _consent_changes(
     source: str,
     now: Any,
     summary: ImportSummary,
-    new_events: list[dict[str, Any]],
+    new_events: list[EventRow],
     inserts: list[dict[str, Any]],
     updates: list[dict[str, Any]],
 ) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from outreach.store.database import utcnow
+from outreach.store.events import add_events, event_row
 from outreach.store.fields import AttributeType
 from outreach.store.schema import attribute_types, consents, customers, events
 
@@ -38,30 +39,6 @@ def consent_block_reason(purpose: str, status: str | None) -> str | None:
     if purpose == "marketing" and status != "granted":
         return "no_consent"
     return None
-
-
-def event_row(
-    customer_id: str,
-    kind: str,
-    data: Mapping[str, Any] | None = None,
-    *,
-    at: datetime | None = None,
-    delivery_id: int | None = None,
-    campaign_id: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "customer_id": customer_id,
-        "kind": kind,
-        "at": at or utcnow(),
-        "delivery_id": delivery_id,
-        "campaign_id": campaign_id,
-        "data": dict(data) if data else None,
-    }
-
-
-def add_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    if rows:
-        conn.execute(events.insert(), list(rows))
 
 
 def get_customer(conn: Connection, customer_id: str) -> dict[str, Any] | None:

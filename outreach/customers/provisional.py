@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from outreach.customers.conversations import close, open_conversation_id
-from outreach.customers.profiles import add_events, change_attributes, event_row, set_consent, with_list_values
+from outreach.customers.profiles import change_attributes, set_consent, with_list_values
 from outreach.store.database import insert_ignoring_duplicates
+from outreach.store.events import add_events, event_row
 from outreach.store.fields import ADDRESS_FIELDS
 from outreach.store.schema import consents, conversations, customers, deliveries, events, inbound_messages
 

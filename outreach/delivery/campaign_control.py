@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from outreach.core.errors import InputError
-from outreach.customers.profiles import add_events, event_row
 from outreach.planning.queueing import Transport, enqueue_when_due
 from outreach.store import audit
 from outreach.store.database import utcnow
+from outreach.store.events import add_events, event_row
 from outreach.store.ledger import Status
 from outreach.store.schema import campaigns, deliveries
 

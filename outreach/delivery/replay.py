@@ -24,13 +24,14 @@ from outreach.campaigns.loading import LoadedCampaign, load_campaign
 from outreach.campaigns.rendering import MissingData, RenderError
 from outreach.core.errors import InputError
 from outreach.core.settings import Settings
-from outreach.customers.profiles import add_events, attribute_catalog, event_row
+from outreach.customers.profiles import attribute_catalog
 from outreach.customers.unsubscribe import signing_key
 from outreach.planning.messages import StepComposer
 from outreach.planning.queueing import Transport, enqueue_in_batches
 from outreach.planning.variants import StepVariants
 from outreach.store import audit
 from outreach.store.database import utcnow
+from outreach.store.events import add_events, event_row
 from outreach.store.fields import ADDRESS_FIELDS
 from outreach.store.ledger import Status, consent_and_address_blocks
 from outreach.store.schema import campaign_runs, customers, deliveries

@@ -37,10 +37,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from outreach.core.durations import parse_duration
 from outreach.core.settings import Settings
-from outreach.customers.profiles import add_events, event_row
 from outreach.delivery.deferred import release_due
 from outreach.planning.queueing import Transport, enqueue_in_batches
 from outreach.store.database import utcnow
+from outreach.store.events import EventRow, add_events, event_row
 from outreach.store.ledger import Status
 from outreach.store.schema import campaigns, deliveries
 
@@ -190,8 +190,8 @@ def _policy(row: sa.Row[Any], settings: Settings) -> tuple[str, str | None]:
 
 def _events(
     rows: dict[int, sa.Row[Any]], decisions: dict[int, tuple[str, str | None]], now: datetime
-) -> list[dict[str, Any]]:
-    made: list[dict[str, Any]] = []
+) -> list[EventRow]:
+    made: list[EventRow] = []
     for delivery_id, row in rows.items():
         policy, why = decisions[delivery_id]
         data: dict[str, Any] = {

@@ -22,11 +22,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from outreach.channels.email_message import delivery_id_from_message_id
 from outreach.core.settings import Settings
-from outreach.customers.profiles import add_events, event_row
 from outreach.inbound.mail_parsing import Dsn, DsnRecipient, Other, Reply, classify
 from outreach.inbound.mail_sources import open_mailbox
 from outreach.inbound.responses import InboundMessage, file_in
 from outreach.store.database import insert_returning, utcnow
+from outreach.store.events import add_events, event_row
 from outreach.store.ledger import Status, mark_address_invalid
 from outreach.store.schema import bounces, deliveries
 

@@ -21,8 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from outreach.customers.profiles import add_events, event_row, set_consent
+from outreach.customers.profiles import set_consent
 from outreach.store.database import utcnow
+from outreach.store.events import EventRow, add_events, event_row
 from outreach.store.ledger import Status, mark_address_invalid
 from outreach.store.schema import deliveries
 
@@ -81,7 +82,7 @@ def apply_in(conn: Connection, reports: Sequence[StatusReport]) -> list[ReportOu
     by_sid = {r["provider_message_id"]: r for r in rows.values() if r["provider_message_id"]}
     outcomes: list[ReportOutcome] = []
     changed: dict[int, dict[str, Any]] = {}
-    new_events: list[dict[str, Any]] = []
+    new_events: list[EventRow] = []
     for report in reports:
         target = TWILIO_STATUSES.get(report.status.lower())
         row = rows.get(report.delivery_id) if report.delivery_id is not None else by_sid.get(report.provider_message_id)

@@ -31,13 +31,14 @@ from sqlalchemy.engine import Connection, Engine
 from outreach.core.durations import parse_duration
 from outreach.core.settings import Settings
 from outreach.customers.conversations import note_inbound
-from outreach.customers.profiles import add_events, consent_status, event_row, set_consent
+from outreach.customers.profiles import consent_status, set_consent
 from outreach.customers.provisional import CHANNELS as PROVISIONAL_CHANNELS
 from outreach.customers.provisional import provisional_customer
 from outreach.inbound.keywords import Keyword, keyword, normalize
 from outreach.inbound.survey_answers import ANSWERED_STATES, Question, mark_replied, open_question, record_answer
 from outreach.planning.messages import by_locale
 from outreach.store.database import insert_returning, utcnow
+from outreach.store.events import add_events, event_row
 from outreach.store.schema import customers, deliveries, inbound_messages
 
 # Channels where a one-word message is a keyword; in an email a lone "stop" is too ambiguous to act on.

@@ -18,9 +18,10 @@ from sqlalchemy.engine import Connection
 from outreach.campaigns.model import SURVEY_SCALES
 from outreach.core.durations import parse_duration
 from outreach.core.settings import Settings
-from outreach.customers.profiles import add_events, change_attributes, event_row
+from outreach.customers.profiles import change_attributes
 from outreach.inbound.keywords import parse_choice, parse_score
 from outreach.store.database import insert_ignoring_duplicates
+from outreach.store.events import add_events, event_row
 from outreach.store.ledger import Status
 from outreach.store.schema import attribute_types, deliveries
 

@@ -31,13 +31,14 @@ from outreach.campaigns.model import Step
 from outreach.core.errors import InputError
 from outreach.core.settings import Settings
 from outreach.customers.conversations import add_tag, note_reply
-from outreach.customers.profiles import add_events, change_attributes, event_row, with_list_values
+from outreach.customers.profiles import change_attributes, with_list_values
 from outreach.customers.provisional import TAGS
 from outreach.delivery.campaign_control import inactive_campaigns
 from outreach.inbound.responses import ReadAs
 from outreach.planning.planner import plan_campaign
 from outreach.planning.queueing import Transport
 from outreach.store.database import insert_ignoring_duplicates, utcnow
+from outreach.store.events import add_events, event_row
 from outreach.store.schema import attribute_types, customers, inbound_messages
 
 log = logging.getLogger(__name__)

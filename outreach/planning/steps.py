@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from outreach.campaigns.loading import LoadedCampaign
 from outreach.campaigns.model import Step
 from outreach.campaigns.rendering import MissingData, RenderError
-from outreach.customers.profiles import add_events, consent_block_reason, consent_map, event_row
+from outreach.customers.profiles import consent_block_reason, consent_map
 from outreach.customers.reply_windows import REASON as WINDOW_CLOSED
 from outreach.customers.reply_windows import REPLY_WINDOWS, open_windows
 from outreach.customers.shared_addresses import REASON as SHARED_ADDRESS
@@ -31,6 +31,7 @@ from outreach.planning.queueing import Transport, enqueue_when_due
 from outreach.planning.quiet_hours import SendingHours
 from outreach.planning.variants import StepVariants
 from outreach.store.database import insert_returning, reading, utcnow
+from outreach.store.events import add_events, event_row
 from outreach.store.fields import ADDRESS_FIELDS
 from outreach.store.ledger import Status
 from outreach.store.schema import customers, deliveries

@@ -27,11 +27,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from outreach.channels.base import Outcome, SendResult
 from outreach.core.settings import Settings
-from outreach.customers.profiles import add_events, consent_block_reason, consent_map, event_row, set_consent
+from outreach.customers.profiles import consent_block_reason, consent_map, set_consent
 from outreach.customers.reply_windows import REASON as WINDOW_CLOSED
 from outreach.customers.reply_windows import REPLY_WINDOWS, open_windows
 from outreach.planning.caps import send_time_caps
 from outreach.store.database import insert_returning, utcnow
+from outreach.store.events import EventRow, add_events, event_row
 from outreach.store.fields import ADDRESS_FIELDS, invalid_reason
 from outreach.store.schema import campaigns, customers, deliveries
 
@@ -225,7 +226,7 @@ def record_outcomes(
     rows = {r["id"]: r for r in claimed}
     retry = RetryPlan()
     updates: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    new_events: list[dict[str, Any]] = []
+    new_events: list[EventRow] = []
     opted_out: list[dict[str, Any]] = []
     invalid: list[tuple[dict[str, Any], SendResult]] = []
 
