@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -46,6 +47,40 @@ OPTED_OUT_CODES = frozenset({21610})
 WINDOW_CLOSED_CODES = frozenset({63016})
 # Rate limits and full queues: the same request can succeed later.
 TRANSIENT_CODES = frozenset({20429, 21611, 30001})
+
+# Status callbacks (`MessageStatus`): the values that settle a ledger row, as the ledger's status names; the
+# others (queued, accepted, sending, scheduled, ...) say nothing the ledger does not know.
+REPORT_STATUSES = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "delivered",  # WhatsApp: read implies delivered
+    "undelivered": "undelivered",
+    "failed": "failed",
+}
+# Error codes of a failed / undelivered report: the recipient blocked us (21610), or the number cannot
+# receive messages (invalid, unknown handset, landline, not mobile).
+REPORT_OPTED_OUT_CODES = frozenset({"21610"})
+REPORT_ADDRESS_INVALID_CODES = frozenset({"21211", "21614", "30005", "30006"})
+
+
+@dataclass(frozen=True)
+class ReportVerdict:
+    """What one Twilio status callback means for the ledger and the profile."""
+
+    status: str | None  # the ledger status it settles; None when it says nothing new
+    recipient_opted_out: bool = False
+    address_invalid: bool = False
+
+
+def read_status_report(message_status: str, error_code: str | None) -> ReportVerdict:
+    """Twilio's `MessageStatus` and `ErrorCode` of a status callback, in the ledger's terms."""
+    status = REPORT_STATUSES.get(message_status.lower())
+    failed = status in ("undelivered", "failed") and bool(error_code)
+    return ReportVerdict(
+        status,
+        recipient_opted_out=failed and error_code in REPORT_OPTED_OUT_CODES,
+        address_invalid=failed and error_code in REPORT_ADDRESS_INVALID_CODES,
+    )
 
 
 class TwilioSmsProvider:

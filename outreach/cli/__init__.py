@@ -1,4 +1,7 @@
-"""The `outreach` command."""
+"""The `outreach` command (Typer): one module per group of subcommands; no engine logic of its own.
+
+May import: everything (the library packages, `workers`, outreach.web, outreach.demo).
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from outreach.store.database import utcnow
 from outreach.store.events import add_events, event_row
-from outreach.store.fields import AttributeType
+from outreach.store.fields import ADDRESS_FIELDS, AttributeType, invalid_reason
 from outreach.store.schema import attribute_types, consents, customers, events
 
 ConsentStatus = Literal["granted", "revoked"]
@@ -169,3 +169,30 @@ def with_list_values(attributes: dict[str, Any], name: str, values: Iterable[str
         return None
     new = [v for v in dict.fromkeys(values) if v not in current]
     return {**attributes, name: [*current, *new]} if new else None
+
+
+def mark_address_invalid(conn: Connection, row: Mapping[str, Any], why: str, now: datetime) -> None:
+    """The provider says this address cannot receive: flag it on the profile (if it is still the profile's)."""
+    columns = ADDRESS_FIELDS.get(row["channel"])
+    if columns is None:
+        return
+    address_column, flag_column = columns
+    result = conn.execute(
+        customers.update()
+        .where(customers.c.id == row["customer_id"], customers.c[address_column] == row["address"])
+        .values({flag_column: invalid_reason(why), "updated_at": now})
+    )
+    if result.rowcount:
+        add_events(
+            conn,
+            [
+                event_row(
+                    row["customer_id"],
+                    "address.invalid",
+                    {"channel": row["channel"], "address": row["address"], "why": why},
+                    at=now,
+                    delivery_id=row["id"],
+                    campaign_id=row["campaign_id"],
+                )
+            ],
+        )

@@ -17,7 +17,6 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach.campaigns.model import Campaign
 from outreach.core.errors import InputError
 from outreach.core.settings import Settings
 from outreach.store.fields import ADDRESS_FIELDS
@@ -76,11 +75,12 @@ def others_at(groups: dict[str, list[str]], column: str, address: str | None, cu
     return [c for c in groups.get(_normal(column, address), []) if c != customer_id]
 
 
-def policy(campaign: Campaign, settings: Settings) -> Policy:
-    """Whether this campaign sends to shared addresses: its own `shared_address`, else the purpose's setting."""
-    if campaign.shared_address is not None:
-        return campaign.shared_address
-    name = f"shared_address_{campaign.purpose}"
+def policy(declared: Policy | None, purpose: str, settings: Settings) -> Policy:
+    """Whether a campaign sends to shared addresses: what it declares (`shared_address`), else the setting of
+    its purpose."""
+    if declared is not None:
+        return declared
+    name = f"shared_address_{purpose}"
     configured = getattr(settings, name, "send")
     if configured not in POLICIES:
         raise InputError.single(name, f"{configured!r}: use suppress or send")

@@ -18,7 +18,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -26,10 +25,12 @@ from outreach.channels import make_provider
 from outreach.channels.base import OutgoingMessage, Provider, SendResult
 from outreach.channels.email_message import message_id_for
 from outreach.core.settings import Settings
+from outreach.delivery.outcomes import record_outcomes
+from outreach.delivery.send_checks import send_time_blocks
 from outreach.delivery.throttles import Grant, Limit, Throttles, due_times, ticket_for
 from outreach.planning.queueing import Transport, enqueue_in_batches
 from outreach.store.database import utcnow
-from outreach.store.ledger import Status, claim, record_outcomes, send_time_blocks
+from outreach.store.ledger import DeliveryRow, Status, claim, move
 from outreach.store.schema import deliveries
 
 # Rows whose permits fall within this span go to the provider together (one SMTP session, say).
@@ -38,7 +39,7 @@ CHUNK_SECONDS = 0.25
 LEAD_SECONDS = 2.0
 
 # A row to send now and when it may go (local monotonic clock; None: at once).
-Timed = tuple[float | None, dict[str, Any]]
+Timed = tuple[float | None, DeliveryRow]
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Pacing:
     """A batch's sendable rows split by throttle: groups to send now, and rows put back with a delay (ms)."""
 
     now: list[list[Timed]]
-    later: list[tuple[list[dict[str, Any]], int]]
+    later: list[tuple[list[DeliveryRow], int]]
 
 
 def deliver_batch(
@@ -96,7 +97,7 @@ def deliver_batch(
     return BatchOutcome(len(claimed) - len(deferred), sent, len(blocked), retrying, len(deferred))
 
 
-def pace(engine: Engine, throttles: Throttles, rows: Sequence[dict[str, Any]], ids: Sequence[int]) -> Pacing:
+def pace(engine: Engine, throttles: Throttles, rows: Sequence[DeliveryRow], ids: Sequence[int]) -> Pacing:
     """Reserve permits for the rows of each (campaign, channel) on every limit that applies to them.
 
     Rows whose permits come within the horizon get their moment; the rest are handed back with a delay, their
@@ -104,7 +105,7 @@ def pace(engine: Engine, throttles: Throttles, rows: Sequence[dict[str, Any]], i
     earlier batch may have left for these rows.
     """
     ticket = ticket_for(ids)
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[DeliveryRow]] = defaultdict(list)
     for row in sorted(rows, key=lambda r: int(r["id"])):
         groups[(row["campaign_id"], row["channel"])].append(row)
     pacing = Pacing([], [])
@@ -131,30 +132,35 @@ def pace(engine: Engine, throttles: Throttles, rows: Sequence[dict[str, Any]], i
     return pacing
 
 
-def release(engine: Engine, rows: Sequence[dict[str, Any]], wait: timedelta | None = None) -> None:
+def release(engine: Engine, rows: Sequence[DeliveryRow], wait: timedelta | None = None) -> None:
     """Put claimed rows this batch will not send back to `queued`, as they were before the claim; `wait` is
     how long they wait for their throttle slot (so the sweep does not take them for rows the broker lost)."""
     if not rows:
         return
     now = utcnow()
     d = deliveries.c
-    by_token: dict[str, list[int]] = defaultdict(list)
+    by_token: dict[str | None, list[int]] = defaultdict(list)
     for row in rows:
         by_token[row["claim_token"]].append(row["id"])
+    waited = {"wait_s": round(wait.total_seconds(), 1)} if wait else {}
     with engine.begin() as conn:
         for token, row_ids in by_token.items():
-            conn.execute(
-                deliveries.update()
-                .where(d.id.in_(row_ids), d.claim_token == token, d.status == Status.SENDING)
-                .values(
-                    status=Status.QUEUED,
-                    attempts=d.attempts - 1,  # the claim counted an attempt that was not made
-                    claim_token=None,
-                    claimed_at=None,
-                    enqueued_at=now,
-                    next_attempt_at=now + wait if wait else d.next_attempt_at,
-                    updated_at=now,
-                )
+            move(
+                conn,
+                Status.QUEUED,
+                row_ids,
+                expect=[Status.SENDING],
+                token=token,
+                now=now,
+                values={
+                    "attempts": d.attempts - 1,  # the claim counted an attempt that was not made
+                    "claim_token": None,
+                    "claimed_at": None,
+                    "enqueued_at": now,
+                    "next_attempt_at": now + wait if wait else d.next_attempt_at,
+                },
+                event="delivery.released",
+                describe=lambda r: {"channel": r["channel"], "why": "throttle", **waited},
             )
 
 
@@ -191,7 +197,7 @@ async def _send_paced(provider: Provider, group: list[Timed], settings: Settings
     return results
 
 
-def outgoing(row: dict[str, Any], settings: Settings) -> OutgoingMessage:
+def outgoing(row: DeliveryRow, settings: Settings) -> OutgoingMessage:
     """The message a ledger row records, exactly as planned (or as replayed)."""
     message_id = None
     if row["channel"] == "email":
@@ -200,7 +206,7 @@ def outgoing(row: dict[str, Any], settings: Settings) -> OutgoingMessage:
         delivery_id=row["id"],
         customer_id=row["customer_id"],
         channel=row["channel"],
-        to=row["address"],
+        to=row["address"] or "",
         body=row["body"] or "",
         subject=row["subject"],
         html=row["html"],

@@ -18,8 +18,7 @@ from outreach.core.errors import InputError
 from outreach.planning.queueing import Transport, enqueue_when_due
 from outreach.store import audit
 from outreach.store.database import utcnow
-from outreach.store.events import add_events, event_row
-from outreach.store.ledger import Status
+from outreach.store.ledger import Status, move
 from outreach.store.schema import campaigns, deliveries
 
 _CHUNK = 5_000
@@ -92,24 +91,14 @@ def cancel(engine: Engine, campaign_id: str, actor: str, reason: str | None) -> 
             ).all()
             if not rows:
                 break
-            conn.execute(
-                deliveries.update()
-                .where(d.id.in_([r.id for r in rows]), d.status.in_([Status.PLANNED, Status.QUEUED]))
-                .values(status=Status.SUPPRESSED, reason="cancelled", detail=f"cancelled by {actor}", finished_at=now)
-            )
-            add_events(
+            move(
                 conn,
-                [
-                    event_row(
-                        r.customer_id,
-                        "delivery.suppressed",
-                        {"reason": "cancelled", "channel": r.channel, "by": actor},
-                        at=now,
-                        delivery_id=r.id,
-                        campaign_id=campaign_id,
-                    )
-                    for r in rows
-                ],
+                Status.SUPPRESSED,
+                [r.id for r in rows],
+                expect=[Status.PLANNED, Status.QUEUED],
+                now=now,
+                values={"reason": "cancelled", "detail": f"cancelled by {actor}", "finished_at": now},
+                describe=lambda r: {"reason": "cancelled", "channel": r["channel"], "by": actor},
             )
             total += len(rows)
         audit.record(conn, actor, "cancel", target=campaign_id, reason=reason, rows=total, at=now)

@@ -26,14 +26,14 @@ from outreach.core.errors import InputError
 from outreach.core.settings import Settings
 from outreach.customers.profiles import attribute_catalog
 from outreach.customers.unsubscribe import signing_key
+from outreach.delivery.send_checks import consent_and_address_blocks
 from outreach.planning.messages import StepComposer
 from outreach.planning.queueing import Transport, enqueue_in_batches
 from outreach.planning.variants import StepVariants
 from outreach.store import audit
 from outreach.store.database import utcnow
-from outreach.store.events import add_events, event_row
 from outreach.store.fields import ADDRESS_FIELDS
-from outreach.store.ledger import Status, consent_and_address_blocks
+from outreach.store.ledger import DeliveryRow, Status, as_row, move
 from outreach.store.schema import campaign_runs, customers, deliveries
 
 REPLAYABLE = (Status.FAILED, Status.DEAD, Status.UNKNOWN)
@@ -87,7 +87,7 @@ def replay(
     plan = ReplayPlan()
     with engine.begin() as conn:
         rows = [
-            dict(r)
+            as_row(r)
             for r in conn.execute(
                 sa.select(deliveries)
                 .where(where, deliveries.c.status.in_(list(REPLAYABLE)))
@@ -98,36 +98,38 @@ def replay(
         plan.selected = len(rows)
         blocked = consent_and_address_blocks(conn, rows, "consent checked again at replay")
         fresh = _rerendered(conn, engine, settings, rows, blocked) if rerender else {}
-        updates: list[dict[str, Any]] = []
-        new_events = []
+        # target status -> delivery id -> (columns, event data)
+        changes: dict[Status, dict[int, tuple[dict[str, Any], dict[str, Any]]]] = {
+            Status.SUPPRESSED: {},
+            Status.QUEUED: {},
+        }
         for row in rows:
             plan.by_group[(row["campaign_id"], row["step_id"], row["status"], row["error_code"] or "")] += 1
             reason_detail = blocked.get(row["id"])
             data: dict[str, Any] = {"previous_status": row["status"], "previous_error": row["error_code"], "by": actor}
-            values: dict[str, Any]
             if reason_detail is not None:
                 plan.suppressed[reason_detail[0]] += 1
-                values = {"status": Status.SUPPRESSED, "reason": reason_detail[0], "detail": reason_detail[1]}
-                kind = "delivery.suppressed"
                 data["reason"] = reason_detail[0]
+                changes[Status.SUPPRESSED][row["id"]] = ({"reason": reason_detail[0], "detail": reason_detail[1]}, data)
             else:
                 plan.requeued.append(row["id"])
-                values = {"status": Status.QUEUED, "attempts": 0, "next_attempt_at": None, "enqueued_at": now}
-                values.update(fresh.get(row["id"], {}))
-                kind = "delivery.replayed"
+                values = {"attempts": 0, "next_attempt_at": None, "enqueued_at": now, **fresh.get(row["id"], {})}
                 data["rerendered"] = row["id"] in fresh
-            updates.append({"b_id": row["id"], "b_status": row["status"], **values})
-            new_events.append(
-                event_row(row["customer_id"], kind, data, at=now, delivery_id=row["id"], campaign_id=row["campaign_id"])
-            )
+                changes[Status.QUEUED][row["id"]] = (values, data)
         if dry_run:
             conn.rollback()
             return plan
-        for update in updates:
-            d = deliveries.c
-            row_id, status = update.pop("b_id"), update.pop("b_status")
-            conn.execute(deliveries.update().where(d.id == row_id, d.status == status).values(updated_at=now, **update))
-        add_events(conn, new_events)
+        for to, by_id in changes.items():
+            move(
+                conn,
+                to,
+                list(by_id),
+                expect=REPLAYABLE,
+                now=now,
+                per_row={i: change[0] for i, change in by_id.items()},
+                event="delivery.suppressed" if to is Status.SUPPRESSED else "delivery.replayed",
+                describe=lambda r, by_id=by_id: by_id[r["id"]][1],  # type: ignore[misc]
+            )
         audit.record(
             conn, actor, "replay", target=(described or {}).get("campaign"), filter=described, reason=reason,
             rows=plan.selected, detail={"requeued": len(plan.requeued), "suppressed": dict(plan.suppressed),
@@ -142,7 +144,7 @@ def _rerendered(
     conn: Connection,
     engine: Engine,
     settings: Settings,
-    rows: list[dict[str, Any]],
+    rows: list[DeliveryRow],
     blocked: dict[int, tuple[str, str]],
 ) -> dict[int, dict[str, Any]]:
     """New content (and the current address) for each row, from the campaign file as it is now."""

@@ -40,8 +40,7 @@ from outreach.core.settings import Settings
 from outreach.delivery.deferred import release_due
 from outreach.planning.queueing import Transport, enqueue_in_batches
 from outreach.store.database import utcnow
-from outreach.store.events import EventRow, add_events, event_row
-from outreach.store.ledger import Status
+from outreach.store.ledger import DeliveryRow, Status, move
 from outreach.store.schema import campaigns, deliveries
 
 log = logging.getLogger(__name__)
@@ -140,25 +139,27 @@ def give_up_abandoned(
     while True:
         with engine.begin() as conn:
             rows = {r.id: r for r in _lock_rows(conn, query)}
-            if rows:
-                unknown_now = deliveries.update().where(d.id.in_(list(rows)), abandoned)
-                conn.execute(unknown_now.values(status=Status.UNKNOWN, updated_at=now))
             decisions = {delivery_id: _policy(row, settings) for delivery_id, row in rows.items()}
+            move(
+                conn,
+                Status.UNKNOWN,
+                list(rows),
+                expect=[Status.SENDING],
+                where=d.claimed_at < cutoff,
+                now=now,
+                describe=lambda r: _unknown_event(r, decisions[r["id"]]),  # noqa: B023 (called before the loop goes on)
+            )
             again = [delivery_id for delivery_id, (policy, _) in decisions.items() if policy == "resend"]
-            if again:
-                conn.execute(
-                    deliveries.update()
-                    .where(d.id.in_(again), d.status == Status.UNKNOWN)
-                    .values(
-                        status=Status.QUEUED,
-                        claim_token=None,
-                        claimed_at=None,
-                        next_attempt_at=None,
-                        enqueued_at=now,
-                        updated_at=now,
-                    )
-                )
-            add_events(conn, _events(rows, decisions, now))
+            move(
+                conn,
+                Status.QUEUED,
+                again,
+                expect=[Status.UNKNOWN],
+                now=now,
+                values={"claim_token": None, "claimed_at": None, "next_attempt_at": None, "enqueued_at": now},
+                event="delivery.requeued",
+                describe=lambda r: {"channel": r["channel"], "why": "on_unknown: resend"},
+            )
         enqueue_in_batches(transport, again, settings.batch_size)
         unknown += len(rows)
         resent += len(again)
@@ -188,23 +189,15 @@ def _policy(row: sa.Row[Any], settings: Settings) -> tuple[str, str | None]:
     return "resend", None
 
 
-def _events(
-    rows: dict[int, sa.Row[Any]], decisions: dict[int, tuple[str, str | None]], now: datetime
-) -> list[EventRow]:
-    made: list[EventRow] = []
-    for delivery_id, row in rows.items():
-        policy, why = decisions[delivery_id]
-        data: dict[str, Any] = {
-            "channel": row.channel,
-            "attempt": row.attempts,
-            "claimed_at": row.claimed_at.isoformat(timespec="seconds"),
-            "on_unknown": policy,
-        }
-        if why:
-            data["why"] = why
-        at = {"at": now, "delivery_id": delivery_id, "campaign_id": row.campaign_id}
-        made.append(event_row(row.customer_id, "delivery.unknown", data, **at))
-        if policy == "resend":
-            requeued = {"channel": row.channel, "why": "on_unknown: resend"}
-            made.append(event_row(row.customer_id, "delivery.requeued", requeued, **at))
-    return made
+def _unknown_event(row: DeliveryRow, decision: tuple[str, str | None]) -> dict[str, Any]:
+    policy, why = decision
+    claimed_at = row["claimed_at"]
+    data: dict[str, Any] = {
+        "channel": row["channel"],
+        "attempt": row["attempts"],
+        "claimed_at": claimed_at.isoformat(timespec="seconds") if claimed_at else None,
+        "on_unknown": policy,
+    }
+    if why:
+        data["why"] = why
+    return data

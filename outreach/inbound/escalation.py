@@ -20,7 +20,7 @@ from outreach.core.settings import Settings
 from outreach.customers.conversations import span_text, transcript
 from outreach.planning.queueing import Transport
 from outreach.store.json_lists import list_contains
-from outreach.store.ledger import INTERNAL, queue_one
+from outreach.store.ledger import INTERNAL, new_row, queue_one
 from outreach.store.schema import conversations, customers
 
 CAMPAIGN = "escalation"
@@ -62,19 +62,19 @@ def _write_email(conn: Connection, conversation_id: int, settings: Settings, now
     body = escalation_text(conn, conversation, who, waited)
     customer_id = conversation["customer_id"]
     wait_start = conversation["waiting_since"].strftime("%Y%m%dT%H%M%S")
-    row = {
-        "idempotency_key": f"{CAMPAIGN}:conversation-{conversation_id}-{wait_start}:escalate:{customer_id}:email",
-        "campaign_id": CAMPAIGN,
-        "occurrence": f"conversation-{conversation_id}-{wait_start}",
-        "step_id": "escalate",
-        "customer_id": customer_id,
-        "channel": "email",
-        "purpose": INTERNAL,
-        "address": settings.service_email,
-        "subject": subject,
-        "body": body,
-        "conversation_id": conversation_id,
-    }
+    row = new_row(
+        campaign_id=CAMPAIGN,
+        occurrence=f"conversation-{conversation_id}-{wait_start}",
+        step_id="escalate",
+        customer_id=customer_id,
+        channel="email",
+        purpose=INTERNAL,
+        address=settings.service_email,
+        now=now,
+        subject=subject,
+        body=body,
+        conversation_id=conversation_id,
+    )
     data = {"conversation": conversation_id, "to": settings.service_email, "waited": waited, "tags": tags}
     return queue_one(conn, row, "conversation.escalated", data, now)
 

@@ -22,12 +22,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from outreach.channels.email_message import delivery_id_from_message_id
 from outreach.core.settings import Settings
+from outreach.customers.profiles import mark_address_invalid
 from outreach.inbound.mail_parsing import Dsn, DsnRecipient, Other, Reply, classify
 from outreach.inbound.mail_sources import open_mailbox
 from outreach.inbound.responses import InboundMessage, file_in
 from outreach.store.database import insert_returning, utcnow
 from outreach.store.events import add_events, event_row
-from outreach.store.ledger import Status, mark_address_invalid
+from outreach.store.ledger import Status, move
 from outreach.store.schema import bounces, deliveries
 
 log = logging.getLogger(__name__)
@@ -111,9 +112,10 @@ def _file_dsn(conn: Connection, dsn: Dsn, settings: Settings) -> str:
     )
     if not inserted:
         return "duplicate"
-    _note_bounce(conn, row, recipient, now)
+    # A hard bounce fails the row, with the bounce as the move's event; any other bounce is only noted.
+    if recipient.kind != "hard" or not _fail(conn, row, recipient, now):
+        _note_bounce(conn, row, recipient, now)
     if recipient.kind == "hard":
-        _fail(conn, row, recipient, now)
         mark_address_invalid(conn, row, f"hard bounce {recipient.status}", now)
         return "hard_bounce"
     soft = conn.execute(
@@ -126,10 +128,15 @@ def _file_dsn(conn: Connection, dsn: Dsn, settings: Settings) -> str:
     return "soft_bounce"
 
 
-def _note_bounce(conn: Connection, row: dict[str, Any], recipient: DsnRecipient, now: datetime) -> None:
+def _bounce_data(row: Mapping[str, Any], recipient: DsnRecipient) -> dict[str, Any]:
     data = {"kind": recipient.kind, "status": recipient.status, "address": row["address"]}
     if recipient.diagnostic:
         data["diagnostic"] = recipient.diagnostic
+    return data
+
+
+def _note_bounce(conn: Connection, row: dict[str, Any], recipient: DsnRecipient, now: datetime) -> None:
+    data = _bounce_data(row, recipient)
     add_events(
         conn,
         [
@@ -145,22 +152,24 @@ def _note_bounce(conn: Connection, row: dict[str, Any], recipient: DsnRecipient,
     )
 
 
-def _fail(conn: Connection, row: dict[str, Any], recipient: DsnRecipient, now: datetime) -> None:
-    """The server accepted the message and later gave up on it: the row was sent, and failed."""
-    conn.execute(
-        deliveries.update()
-        .where(
-            deliveries.c.id == row["id"],
-            deliveries.c.status.in_([Status.SENT, Status.DELIVERED, Status.UNKNOWN, Status.SENDING]),
-        )
-        .values(
-            status=Status.FAILED,
-            error_code=recipient.status[:40],
-            error_message=(f"bounced: {recipient.diagnostic}" if recipient.diagnostic else "bounced")[:2000],
-            finished_at=now,
-            updated_at=now,
-        )
+def _fail(conn: Connection, row: dict[str, Any], recipient: DsnRecipient, now: datetime) -> bool:
+    """The server accepted the message and later gave up on it: the row was sent, and failed. A row already
+    settled by a provider's report (delivered, undelivered) stays as it is: the ledger only moves forward."""
+    moved = move(
+        conn,
+        Status.FAILED,
+        [row["id"]],
+        expect=[Status.SENT, Status.UNKNOWN, Status.SENDING],
+        now=now,
+        values={
+            "error_code": recipient.status[:40],
+            "error_message": (f"bounced: {recipient.diagnostic}" if recipient.diagnostic else "bounced")[:2000],
+            "finished_at": now,
+        },
+        event="delivery.bounced",
+        describe=lambda r: _bounce_data(r, recipient),
     )
+    return bool(moved)
 
 
 def _file_reply(conn: Connection, reply: Reply, settings: Settings) -> str:

@@ -34,7 +34,7 @@ from outreach.planning.queueing import Transport
 from outreach.store import audit
 from outreach.store.database import utcnow
 from outreach.store.fields import ADDRESS_FIELDS
-from outreach.store.ledger import queue_one
+from outreach.store.ledger import new_row, queue_one
 from outreach.store.schema import deliveries
 
 CAMPAIGN = "operator"  # the ledger's campaign id of operators' replies
@@ -75,20 +75,20 @@ def send_reply(
                 "reply on another channel"
             )
         occurrence = f"reply-{uuid.uuid4().hex[:16]}"
-        row = {
-            "idempotency_key": f"{CAMPAIGN}:{occurrence}:reply:{customer_id}:{channel}",
-            "campaign_id": CAMPAIGN,
-            "occurrence": occurrence,
-            "step_id": "reply",
-            "customer_id": customer_id,
-            "channel": channel,
-            "purpose": "service",
-            "address": address,
-            "subject": (subject or "Re: your message") if channel == "email" else None,
-            "body": text,
-            "html": html if channel == "email" else None,
-            "sms_segments": sms_size(text).segments if channel == "sms" else None,
-        }
+        row = new_row(
+            campaign_id=CAMPAIGN,
+            occurrence=occurrence,
+            step_id="reply",
+            customer_id=customer_id,
+            channel=channel,
+            purpose="service",
+            address=address,
+            now=now,
+            subject=(subject or "Re: your message") if channel == "email" else None,
+            body=text,
+            html=html if channel == "email" else None,
+            sms_segments=sms_size(text).segments if channel == "sms" else None,
+        )
         data = {"step": "reply", "channel": channel, "by": actor, "text": text}
         delivery_id = queue_one(conn, row, "delivery.planned", data, now)
         conversation_id = open_conversation_id(conn, customer_id)

@@ -17,19 +17,22 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from outreach.core.durations import format_duration, parse_duration
 from outreach.core.settings import Settings
+from outreach.store.ledger import DeliveryRow, Status, move
 from outreach.store.schema import campaigns, customers, deliveries
 
 REASON = "frequency_cap"
-# Rows that take up a place under the cap when planning: everything that has gone or will go.
-# (Ledger states spelled out: the ledger itself uses this module.)
-_PLANNED = ("planned", "queued", "sending", "sent", "delivered", "unknown")
+S = Status
+# Rows that take up a place under the cap when planning: everything that has gone or will go...
+_PLANNED = (S.PLANNED, S.QUEUED, S.SENDING, S.SENT, S.DELIVERED, S.UNKNOWN)
+# ... and at send time: everything being sent or gone.
+_GOING = (S.SENDING, S.SENT, S.DELIVERED, S.UNKNOWN)
 
 
 Scope = Literal["marketing", "campaign"]
@@ -103,7 +106,7 @@ def planned_counts(
     return Counter({customer: int(n) for customer, n in rows})
 
 
-def send_time_caps(engine: Engine, rows: Sequence[dict[str, Any]], now: datetime) -> set[int]:
+def send_time_caps(engine: Engine, rows: Sequence[DeliveryRow], now: datetime) -> set[int]:
     """Ids of claimed marketing rows that would put their customer over the cap (the campaign's cap as it
     was recorded when the campaign was planned: its own or the default then configured).
 
@@ -138,7 +141,7 @@ def send_time_caps(engine: Engine, rows: Sequence[dict[str, Any]], now: datetime
         # One count per customer and cap window for the whole batch (the batch's own rows, being sent, are
         # among them), then the rows in id order: each gives way when the others already fill the cap.
         # A marketing cap counts every marketing row; a campaign's own cap only its rows.
-        def window_of(row: dict[str, Any]) -> tuple[Cap, str | None]:
+        def window_of(row: DeliveryRow) -> tuple[Cap, str | None]:
             cap = declared[row["campaign_id"]]
             return cap, (row["campaign_id"] if cap.scope == "campaign" else None)
 
@@ -152,7 +155,7 @@ def send_time_caps(engine: Engine, rows: Sequence[dict[str, Any]], now: datetime
                         d.customer_id.in_(customer_ids),
                         cap.counted(campaign_id or ""),
                         sa.func.coalesce(d.sent_at, d.claimed_at) >= now - cap.per,
-                        d.status.in_(["sending", "sent", "delivered", "unknown"]),
+                        d.status.in_(list(_GOING)),
                     )
                     .group_by(d.customer_id)
                 )
@@ -167,19 +170,16 @@ def send_time_caps(engine: Engine, rows: Sequence[dict[str, Any]], now: datetime
                     if row["purpose"] == "marketing" if cap.scope == "marketing" else row["campaign_id"] == campaign_id:
                         per_customer[row["customer_id"]] = per_customer.get(row["customer_id"], 0) - 1
         if over:
-            conn.execute(
-                deliveries.update()
-                .where(
-                    d.id.in_(sorted(over)),
-                    d.claim_token.in_({r["claim_token"] for r in capped}),
-                    d.status == "sending",
+            detail = "frequency cap reached at send time"
+            for token in {r["claim_token"] for r in capped if r["id"] in over}:
+                move(
+                    conn,
+                    Status.SUPPRESSED,
+                    over,
+                    expect=[Status.SENDING],
+                    token=token,
+                    now=now,
+                    values={"reason": REASON, "detail": detail, "finished_at": now},
+                    describe=lambda r: {"reason": REASON, "detail": detail, "channel": r["channel"]},
                 )
-                .values(
-                    status="suppressed",
-                    reason=REASON,
-                    detail="frequency cap reached at send time",
-                    finished_at=now,
-                    updated_at=now,
-                )
-            )
     return over

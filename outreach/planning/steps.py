@@ -30,10 +30,10 @@ from outreach.planning.messages import Composed, StepComposer
 from outreach.planning.queueing import Transport, enqueue_when_due
 from outreach.planning.quiet_hours import SendingHours
 from outreach.planning.variants import StepVariants
-from outreach.store.database import insert_returning, reading, utcnow
+from outreach.store.database import reading, utcnow
 from outreach.store.events import add_events, event_row
 from outreach.store.fields import ADDRESS_FIELDS
-from outreach.store.ledger import Status
+from outreach.store.ledger import Status, insert_rows, new_row
 from outreach.store.schema import customers, deliveries
 
 CHUNK = 1000
@@ -119,7 +119,8 @@ class StepPlanner:
         self.windows: set[tuple[str, str]] = set()
         # An answer to a message goes back to the address that wrote, shared or not.
         self.refuse_shared = (
-            self.campaign.trigger is None and shared_policy(self.campaign, composer.settings) == "suppress"
+            self.campaign.trigger is None
+            and shared_policy(self.campaign.shared_address, self.campaign.purpose, composer.settings) == "suppress"
         )
         # (customer id, channel) -> the other customers who have that address, for the chunk being planned
         self.shared: dict[tuple[str, str], list[str]] = {}
@@ -272,39 +273,32 @@ class StepPlanner:
                         "sms_segments": composed.sms_segments,
                     }
                 )
-        return {
-            "idempotency_key": f"{self.campaign.id}:{self.occurrence}:{self.step.id}:{customer['id']}:{channel}",
-            "campaign_id": self.campaign.id,
-            "occurrence": self.occurrence,
-            "step_id": self.step.id,
-            "customer_id": customer["id"],
-            "channel": channel,
-            "purpose": self.campaign.purpose,
-            "status": Status.SUPPRESSED if reason else Status.QUEUED,
-            "reason": reason,
-            "detail": detail,
-            "address": address,
-            "subject": composed.subject if composed else None,
-            "body": composed.body if composed else None,
-            "html": composed.html if composed else None,
-            "headers": composed.headers if composed and composed.headers else None,
-            "sms_segments": composed.sms_segments if composed else None,
-            "expects": self.expects if composed else None,
-            "variant": variant,
-            "attempts": 0,
-            "not_before": not_before,
-            "enqueued_at": None if reason else now,
-            "finished_at": now if reason else None,
-            "created_at": now,
-            "updated_at": now,
-        }
+        return new_row(
+            campaign_id=self.campaign.id,
+            occurrence=self.occurrence,
+            step_id=self.step.id,
+            customer_id=customer["id"],
+            channel=channel,
+            purpose=self.campaign.purpose,
+            address=address,
+            now=now,
+            suppressed=(reason, detail) if reason else None,
+            subject=composed.subject if composed else None,
+            body=composed.body if composed else None,
+            html=composed.html if composed else None,
+            headers=composed.headers if composed and composed.headers else None,
+            sms_segments=composed.sms_segments if composed else None,
+            expects=self.expects if composed else None,
+            variant=variant,
+            not_before=not_before,
+        )
 
     def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, datetime | None]]:
         """Insert the chunk's rows; those another run already wrote are skipped. Returns the ids to enqueue,
         each with the moment before which it may not go (quiet hours, holidays) or None."""
         if not rows:
             return []
-        inserted = insert_returning(conn, deliveries, rows, ("id", "idempotency_key", "status"))
+        inserted = insert_rows(conn, rows)
         by_key = {r["idempotency_key"]: r for r in rows}
         new_events = []
         queued = []

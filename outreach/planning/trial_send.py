@@ -31,7 +31,7 @@ from outreach.planning.variants import StepVariants
 from outreach.segments.syntax import SegmentError
 from outreach.store import audit
 from outreach.store.database import utcnow
-from outreach.store.ledger import INTERNAL, queue_one
+from outreach.store.ledger import INTERNAL, new_row, queue_one
 from outreach.store.schema import customers
 
 PREFIX = "test:"
@@ -158,22 +158,22 @@ def send_test(
     now = utcnow()
     campaign_id = test_campaign_id(loaded.id)
     occurrence = f"test-{now:%Y%m%dT%H%M%S.%f}"
-    row = {
-        "idempotency_key": f"{campaign_id}:{occurrence}:{step.id}:{customer['id']}:{channel}",
-        "campaign_id": campaign_id,
-        "occurrence": occurrence,
-        "step_id": step.id,
-        "customer_id": customer["id"],
-        "channel": channel,
-        "purpose": INTERNAL,
-        "address": address,
-        "subject": SUBJECT_MARK + composed.subject if composed.subject is not None else None,
-        "body": defused(composed.body),
-        "html": defused(composed.html),
-        "headers": {k: str(defused(v)) for k, v in composed.headers.items()} or None,
-        "sms_segments": composed.sms_segments,
-        "variant": chosen,
-    }
+    row = new_row(
+        campaign_id=campaign_id,
+        occurrence=occurrence,
+        step_id=step.id,
+        customer_id=customer["id"],
+        channel=channel,
+        purpose=INTERNAL,
+        address=address,
+        now=now,
+        subject=SUBJECT_MARK + composed.subject if composed.subject is not None else None,
+        body=defused(composed.body),
+        html=defused(composed.html),
+        headers={k: str(defused(v)) for k, v in composed.headers.items()} or None,
+        sms_segments=composed.sms_segments,
+        variant=chosen,
+    )
     data = {"step": step.id, "channel": channel, "to": address, "by": actor, "campaign": loaded.id, "test": True}
     with engine.begin() as conn:
         delivery_id = queue_one(conn, row, "delivery.test", data, now)

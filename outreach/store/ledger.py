@@ -1,40 +1,35 @@
-"""The delivery ledger's state machine: claiming rows for sending and recording what happened.
+"""The delivery ledger and its state machine: the only code that writes a delivery's `status`.
 
-    planned -> queued -> sending -> sent -> delivered | undelivered
-                  ^         |-> failed   (permanent error)
-                  |---------|  (transient error: attempt+1, next_attempt_at)
-                            |-> dead     (transient errors used up the attempts)
-                            |-> unknown  (worker died mid-call; set by the sweeper)
-    planned -> suppressed (reason)
+    planned -> queued -> sending -> sent -> delivered | undelivered | failed (a provider's report, a bounce)
+                  ^         |-> failed      (permanent error)
+                  |---------|               (transient error: attempt+1, next_attempt_at; a claim given back)
+                            |-> dead        (transient errors used up the attempts)
+                            |-> unknown     (worker died mid-call; set by the sweep)
+                            |-> suppressed  (consent, address, window or cap found at send time)
+    planned | queued -> suppressed (reason; cancelled)
+    failed | dead | unknown -> queued | suppressed (an operator's replay)
 
-Every change is conditional on the state it leaves, so a duplicated broker message, a second worker or a
-late retry can never move a row twice.
+`TRANSITIONS` is that table; `move` is the one function that changes a row's status. It refuses a move the
+table does not allow (ForbiddenMove, before anything is written), changes only rows that are still in one
+of the states it was told to expect (so a duplicated broker message, a second worker or a late retry can
+never move a row twice), sets `updated_at`, and writes one event on the customer's timeline per row moved,
+in the caller's transaction. New rows are made by `new_row` and written by `insert_rows`.
 """
 
 from __future__ import annotations
 
-import random
 import uuid
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from outreach.channels.base import Outcome, SendResult
-from outreach.core.settings import Settings
-from outreach.customers.profiles import consent_block_reason, consent_map, set_consent
-from outreach.customers.reply_windows import REASON as WINDOW_CLOSED
-from outreach.customers.reply_windows import REPLY_WINDOWS, open_windows
-from outreach.planning.caps import send_time_caps
 from outreach.store.database import insert_returning, utcnow
-from outreach.store.events import EventRow, add_events, event_row
-from outreach.store.fields import ADDRESS_FIELDS, invalid_reason
-from outreach.store.schema import campaigns, customers, deliveries
+from outreach.store.events import add_events, event_row
+from outreach.store.schema import campaigns, deliveries
 
 
 class Status(StrEnum):
@@ -50,6 +45,24 @@ class Status(StrEnum):
     SUPPRESSED = "suppressed"
 
 
+S = Status
+# What the provider's word may settle, whatever the engine thought of the row: a report or a late result.
+_SETTLED_BY_PROVIDER = frozenset({S.SENT, S.DELIVERED, S.UNDELIVERED, S.FAILED})
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    S.PLANNED: frozenset({S.QUEUED, S.SUPPRESSED}),
+    # a report can settle a row whose retry waits in the queue
+    S.QUEUED: frozenset({S.SENDING, S.SUPPRESSED}) | _SETTLED_BY_PROVIDER,
+    S.SENDING: frozenset({S.QUEUED, S.DEAD, S.UNKNOWN, S.SUPPRESSED}) | _SETTLED_BY_PROVIDER,
+    # a result may arrive after the sweep gave the row up: what the provider said still wins
+    S.UNKNOWN: frozenset({S.QUEUED, S.DEAD, S.SUPPRESSED}) | _SETTLED_BY_PROVIDER,
+    S.DEAD: frozenset({S.QUEUED, S.SUPPRESSED}) | _SETTLED_BY_PROVIDER,
+    S.SENT: frozenset({S.DELIVERED, S.UNDELIVERED, S.FAILED}),
+    S.FAILED: frozenset({S.QUEUED, S.SUPPRESSED}),  # replay
+    S.DELIVERED: frozenset(),
+    S.UNDELIVERED: frozenset(),
+    S.SUPPRESSED: frozenset(),
+}
+
 # Rows that may still be sent without an operator's replay.
 OPEN_STATES = (Status.PLANNED, Status.QUEUED, Status.SENDING)
 
@@ -57,307 +70,235 @@ OPEN_STATES = (Status.PLANNED, Status.QUEUED, Status.SENDING)
 INTERNAL = "internal"
 
 
-@dataclass
-class RetryPlan:
-    """Rows put back to `queued` after a transient error, grouped by how long to wait (milliseconds)."""
-
-    by_delay: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
-
-    def add(self, delay_ms: int, delivery_id: int) -> None:
-        self.by_delay[delay_ms].append(delivery_id)
+class ForbiddenMove(ValueError):
+    """A move the ledger's table does not allow; raised before anything is written."""
 
 
-def queue_one(conn: Connection, row: Mapping[str, Any], event: str, data: Mapping[str, Any], now: datetime) -> int:
-    """Write one message written by hand (an operator's reply, an escalation) as `queued`, with its event on
-    the customer's timeline; returns its id. `row` holds the message's own columns."""
-    full = {"status": Status.QUEUED, "attempts": 0, "enqueued_at": now, "created_at": now, "updated_at": now, **row}
-    [(delivery_id,)] = insert_returning(conn, deliveries, [full], ("id",))
+class DeliveryRow(TypedDict):
+    """One row of the ledger, as it crosses the store's boundary."""
+
+    id: int
+    idempotency_key: str
+    campaign_id: str
+    occurrence: str
+    step_id: str
+    customer_id: str
+    channel: str
+    purpose: str
+    status: str
+    reason: str | None
+    detail: str | None
+    address: str | None
+    subject: str | None
+    body: str | None
+    html: str | None
+    headers: dict[str, str] | None
+    sms_segments: int | None
+    expects: dict[str, Any] | None
+    variant: str | None
+    attempts: int
+    not_before: datetime | None
+    next_attempt_at: datetime | None
+    enqueued_at: datetime | None
+    claimed_at: datetime | None
+    claim_token: str | None
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    finished_at: datetime | None
+    replied_at: datetime | None
+    opted_out_at: datetime | None
+    provider: str | None
+    provider_message_id: str | None
+    error_code: str | None
+    error_message: str | None
+    conversation_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def as_row(mapping: sa.RowMapping | Mapping[str, Any]) -> DeliveryRow:
+    """A row read from the `deliveries` table, typed."""
+    return cast(DeliveryRow, dict(mapping))
+
+
+def check_move(expect: Collection[Status | str], to: Status) -> None:
+    """Raise ForbiddenMove unless every state in `expect` may move to `to`."""
+    if not expect:
+        raise ForbiddenMove(f"a move to {to} must say which states it leaves")
+    for state in expect:
+        if to not in TRANSITIONS[Status(state)]:
+            raise ForbiddenMove(f"a delivery may not go from {state} to {to}")
+
+
+def move(
+    conn: Connection,
+    to: Status,
+    ids: Collection[int],
+    *,
+    expect: Collection[Status | str],
+    now: datetime,
+    values: Mapping[str, Any] | None = None,
+    per_row: Mapping[int, Mapping[str, Any]] | None = None,
+    token: str | None = None,
+    where: sa.ColumnElement[bool] | None = None,
+    event: str | None = None,
+    describe: Callable[[DeliveryRow], Mapping[str, Any]] | None = None,
+) -> list[DeliveryRow]:
+    """Move the rows `ids` that are in one of the states `expect` (and, with `token`, still claimed by it; with
+    `where`, matching it) to `to`, in `conn`'s transaction. Returns the rows moved, as they were before.
+
+    `values` are more columns set on every row (SQL expressions allowed), `per_row` more columns per row id.
+    Each row moved gets the timeline event `event` (default `delivery.<to>`) with `describe(row)` as its data
+    (default: the channel). The rows are locked first (PostgreSQL), in id order, so concurrent moves never
+    deadlock.
+    """
+    check_move(expect, to)
+    if not ids:
+        return []
+    d = deliveries.c
+    states = sorted({str(s) for s in expect})
+    # OR, not IN: executemany (per_row) takes no IN lists
+    guard: list[sa.ColumnElement[bool]] = [sa.or_(*(d.status == s for s in states))]
+    if token is not None:
+        guard.append(d.claim_token == token)
+    if where is not None:
+        guard.append(where)
+    found = [
+        as_row(r)
+        for r in conn.execute(
+            sa.select(deliveries).where(d.id.in_(sorted(set(ids))), *guard).order_by(d.id).with_for_update()
+        ).mappings()
+    ]
+    if not found:
+        return []
+    common = {**(values or {}), "status": str(to), "updated_at": now}
+    if per_row is None:
+        conn.execute(deliveries.update().where(d.id.in_([r["id"] for r in found]), *guard).values(common))
+    else:
+        keys = sorted({k for r in found for k in per_row.get(r["id"], {})})
+        statement = (
+            deliveries.update()
+            .where(d.id == sa.bindparam("m_id"), *guard)
+            .values({**common, **{k: sa.bindparam(f"m_{k}") for k in keys}})
+        )
+        conn.execute(
+            statement, [{"m_id": r["id"], **{f"m_{k}": per_row.get(r["id"], {}).get(k) for k in keys}} for r in found]
+        )
+    kind = event or f"delivery.{to}"
     add_events(
         conn,
-        [event_row(full["customer_id"], event, data, at=now, delivery_id=delivery_id, campaign_id=full["campaign_id"])],
+        [
+            event_row(
+                r["customer_id"],
+                kind,
+                describe(r) if describe else {"channel": r["channel"]},
+                at=now,
+                delivery_id=r["id"],
+                campaign_id=r["campaign_id"],
+            )
+            for r in found
+        ],
     )
-    return int(delivery_id)
+    return found
 
 
-def claim(engine: Engine, ids: Sequence[int]) -> list[dict[str, Any]]:
-    """Take `queued` rows for sending with one conditional UPDATE; rows already taken are left alone.
+def new_row(
+    *,
+    campaign_id: str,
+    occurrence: str,
+    step_id: str,
+    customer_id: str,
+    channel: str,
+    purpose: str,
+    address: str | None,
+    now: datetime,
+    suppressed: tuple[str, str | None] | None = None,
+    **content: Any,
+) -> dict[str, Any]:
+    """A ledger row not yet written: `queued` (enqueued now), or `suppressed` with (reason, detail).
 
-    Returns the claimed rows. Two workers given the same ids get disjoint sets.
+    Its idempotency key (campaign:occurrence:step:customer:channel) is what makes planning the same message
+    twice write it once. `content` holds the message's own columns (subject, body, html, headers, ...).
+    """
+    unknown = set(content) - set(deliveries.c.keys())
+    if unknown:
+        raise TypeError(f"not columns of the ledger: {', '.join(sorted(unknown))}")
+    reason, detail = suppressed or (None, None)
+    return {
+        "idempotency_key": f"{campaign_id}:{occurrence}:{step_id}:{customer_id}:{channel}",
+        "campaign_id": campaign_id,
+        "occurrence": occurrence,
+        "step_id": step_id,
+        "customer_id": customer_id,
+        "channel": channel,
+        "purpose": purpose,
+        "status": str(Status.SUPPRESSED if suppressed else Status.QUEUED),
+        "reason": reason,
+        "detail": detail,
+        "address": address,
+        "attempts": 0,
+        "enqueued_at": None if suppressed else now,
+        "finished_at": now if suppressed else None,
+        "created_at": now,
+        "updated_at": now,
+        **content,
+    }
+
+
+def insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str, str]]:
+    """Write rows made by `new_row`, skipping those whose idempotency key is already in the ledger; returns
+    (id, idempotency_key, status) of the rows written."""
+    return [(int(i), k, s) for i, k, s in insert_returning(conn, deliveries, rows, ("id", "idempotency_key", "status"))]
+
+
+def queue_one(conn: Connection, row: dict[str, Any], event: str, data: Mapping[str, Any], now: datetime) -> int:
+    """Write one message made by `new_row` (an operator's reply, an escalation) with its event on the
+    customer's timeline; returns its id (that of the row already written under its key, if any)."""
+    written = insert_rows(conn, [row])
+    if not written:
+        existing = conn.execute(
+            sa.select(deliveries.c.id).where(deliveries.c.idempotency_key == row["idempotency_key"])
+        ).scalar_one()
+        return int(existing)
+    delivery_id = written[0][0]
+    add_events(
+        conn,
+        [event_row(row["customer_id"], event, data, at=now, delivery_id=delivery_id, campaign_id=row["campaign_id"])],
+    )
+    return delivery_id
+
+
+def claim(engine: Engine, ids: Sequence[int]) -> list[DeliveryRow]:
+    """Take `queued` rows for sending; rows already taken, deferred, or of a paused or cancelled campaign are
+    left alone. Returns the claimed rows as they are now. Two workers given the same ids get disjoint sets.
     """
     if not ids:
         return []
     token = uuid.uuid4().hex
     now = utcnow()
+    d = deliveries.c
     with engine.begin() as conn:
-        result = conn.execute(
-            deliveries.update()
-            .where(
-                deliveries.c.id.in_(list(ids)),
-                deliveries.c.status == Status.QUEUED,
-                sa.or_(deliveries.c.not_before.is_(None), deliveries.c.not_before <= now),
-                # a paused or cancelled campaign's rows stay where they are
-                deliveries.c.campaign_id.not_in(sa.select(campaigns.c.id).where(campaigns.c.state != "active")),
-            )
-            .values(
-                status=Status.SENDING,
-                claim_token=token,
-                claimed_at=now,
-                attempts=deliveries.c.attempts + 1,
-                updated_at=now,
-            )
+        moved = move(
+            conn,
+            Status.SENDING,
+            ids,
+            expect=[Status.QUEUED],
+            now=now,
+            values={"claim_token": token, "claimed_at": now, "attempts": d.attempts + 1},
+            where=sa.and_(
+                sa.or_(d.not_before.is_(None), d.not_before <= now),
+                d.campaign_id.not_in(sa.select(campaigns.c.id).where(campaigns.c.state != "active")),
+            ),
+            describe=lambda r: {"attempt": r["attempts"] + 1, "channel": r["channel"]},
         )
-        if result.rowcount == 0:
+        if not moved:
             return []
-        rows = [
-            dict(r)
+        return [
+            as_row(r)
             for r in conn.execute(
-                sa.select(deliveries).where(deliveries.c.claim_token == token, deliveries.c.status == Status.SENDING)
+                sa.select(deliveries).where(d.claim_token == token, d.status == Status.SENDING).order_by(d.id)
             ).mappings()
         ]
-        add_events(
-            conn,
-            [
-                event_row(
-                    r["customer_id"],
-                    "delivery.sending",
-                    {"attempt": r["attempts"], "channel": r["channel"]},
-                    at=now,
-                    delivery_id=r["id"],
-                    campaign_id=r["campaign_id"],
-                )
-                for r in rows
-            ],
-        )
-    return rows
-
-
-def send_time_blocks(engine: Engine, rows: Sequence[dict[str, Any]]) -> dict[int, tuple[str, str]]:
-    """Rows that must not go after all: consent withdrawn or the address found unusable since planning, the
-    reply window of WhatsApp or WeChat closed while the row waited, or the customer's frequency cap reached.
-    Returns delivery id -> (reason, detail), the first reason found for each row.
-    """
-    if not rows:
-        return {}
-    now = utcnow()
-    with engine.connect() as conn:
-        blocked = consent_and_address_blocks(conn, rows, "consent checked again at send time")
-        blocked.update(closed_window_blocks(conn, [r for r in rows if r["id"] not in blocked], now))
-    # Last, as it suppresses at once what it blocks: only rows that would otherwise go take a place.
-    for delivery_id in send_time_caps(engine, [r for r in rows if r["id"] not in blocked], now):
-        blocked[delivery_id] = ("frequency_cap", "frequency cap reached at send time")
-    return blocked
-
-
-def closed_window_blocks(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> dict[int, tuple[str, str]]:
-    """Rows on a channel with a reply window (quiet hours, retries or a paused campaign kept them past it) whose
-    window is closed at `now`: delivery id -> (reason, detail). One query for the whole batch.
-    """
-    windowed = [r for r in rows if r["channel"] in REPLY_WINDOWS and r["purpose"] != INTERNAL]
-    if not windowed:
-        return {}
-    still_open = open_windows(conn, {r["customer_id"] for r in windowed}, {r["channel"] for r in windowed}, now)
-    return {
-        r["id"]: (WINDOW_CLOSED, "reply window closed before sending")
-        for r in windowed
-        if (r["customer_id"], r["channel"]) not in still_open
-    }
-
-
-def consent_and_address_blocks(
-    conn: Connection, rows: Sequence[dict[str, Any]], detail: str
-) -> dict[int, tuple[str, str]]:
-    """Rows whose customer has withdrawn consent for the row's purpose and channel, or whose address (still
-    the profile's) has been found unusable: delivery id -> (reason, detail). Used at send time and by replay.
-
-    Rows with purpose `INTERNAL` go to the bank's own staff, not to the customer: they are never blocked here.
-    """
-    rows = [r for r in rows if r["purpose"] != INTERNAL]
-    if not rows:
-        return {}
-    blocked: dict[int, tuple[str, str]] = {}
-    by_purpose: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_purpose[row["purpose"]].append(row)
-    for purpose, group in by_purpose.items():
-        statuses = consent_map(conn, {r["customer_id"] for r in group}, {r["channel"] for r in group}, purpose)
-        for row in group:
-            reason = consent_block_reason(purpose, statuses.get((row["customer_id"], row["channel"])))
-            if reason:
-                blocked[row["id"]] = (reason, detail)
-    profiles = {
-        r.id: r
-        for r in conn.execute(
-            sa.select(
-                customers.c.id, *(customers.c[column] for pair in ADDRESS_FIELDS.values() for column in pair)
-            ).where(customers.c.id.in_({r["customer_id"] for r in rows}))
-        )
-    }
-    for row in rows:
-        columns = ADDRESS_FIELDS.get(row["channel"])
-        profile = profiles.get(row["customer_id"])
-        if row["id"] in blocked or columns is None or profile is None:
-            continue
-        address, flag = (getattr(profile, c) for c in columns)
-        if address == row["address"] and flag:
-            blocked[row["id"]] = ("invalid_address", str(flag))
-    return blocked
-
-
-def retry_delay(settings: Settings, attempts: int) -> timedelta:
-    """Doubling backoff from `retry_backoff`, capped, with a little jitter so retries do not stampede."""
-    base = min(settings.retry_backoff * (2 ** max(attempts - 1, 0)), settings.retry_backoff_max)
-    return timedelta(seconds=base * random.uniform(0.9, 1.1))
-
-
-def record_outcomes(
-    engine: Engine,
-    claimed: Sequence[dict[str, Any]],
-    results: Iterable[SendResult],
-    blocked: dict[int, tuple[str, str]],
-    settings: Settings,
-    provider_names: Mapping[str, str] | None = None,
-) -> RetryPlan:
-    """Write every result of a batch in one transaction; returns the rows to enqueue again later.
-
-    `provider_names` says which provider served each channel, for the ledger's `provider` column.
-    """
-    provider_names = provider_names or {}
-    now = utcnow()
-    rows = {r["id"]: r for r in claimed}
-    retry = RetryPlan()
-    updates: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    new_events: list[EventRow] = []
-    opted_out: list[dict[str, Any]] = []
-    invalid: list[tuple[dict[str, Any], SendResult]] = []
-
-    def note(row: dict[str, Any], kind: str, data: dict[str, Any]) -> None:
-        new_events.append(
-            event_row(row["customer_id"], kind, data, at=now, delivery_id=row["id"], campaign_id=row["campaign_id"])
-        )
-
-    for delivery_id, (reason, detail) in blocked.items():
-        row = rows[delivery_id]
-        updates["suppressed"].append(
-            {"b_id": delivery_id, "b_token": row["claim_token"], "reason": reason, "detail": detail}
-        )
-        note(row, "delivery.suppressed", {"reason": reason, "detail": detail, "channel": row["channel"]})
-
-    for result in results:
-        row = rows[result.delivery_id]
-        base = {"b_id": row["id"], "b_token": row["claim_token"], "provider": provider_names.get(row["channel"])}
-        error = {"error_code": result.error_code, "error_message": result.error}
-        if result.outcome is Outcome.SENT:
-            updates["sent"].append({**base, "provider_message_id": result.provider_id})
-            note(row, "delivery.sent", {"channel": row["channel"], "provider_id": result.provider_id})
-        elif result.outcome is Outcome.PERMANENT:
-            updates["failed"].append({**base, **error})
-            note(row, "delivery.failed", {"channel": row["channel"], **error})
-            if result.recipient_opted_out:
-                opted_out.append(row)
-            if result.address_invalid:
-                invalid.append((row, result))
-        elif row["attempts"] >= settings.max_attempts:
-            updates["dead"].append({**base, **error})
-            note(row, "delivery.dead", {"channel": row["channel"], "attempts": row["attempts"], **error})
-        else:
-            delay = retry_delay(settings, row["attempts"])
-            updates["retry"].append({**base, **error, "next_attempt_at": now + delay})
-            retry.add(int(delay.total_seconds() * 1000), row["id"])
-            note(
-                row,
-                "delivery.retry",
-                {
-                    "channel": row["channel"],
-                    "attempt": row["attempts"],
-                    "retry_in_s": round(delay.total_seconds(), 1),
-                    **error,
-                },
-            )
-
-    with engine.begin() as conn:
-        _apply(conn, updates, now)
-        for row in opted_out:
-            for purpose in ("marketing", "service"):
-                set_consent(
-                    conn, row["customer_id"], row["channel"], purpose, "revoked", "provider:recipient-opted-out", at=now
-                )
-        for row, result in invalid:
-            mark_address_invalid(
-                conn, row, f"{provider_names.get(row['channel'], 'provider')} error {result.error_code}", now
-            )
-        add_events(conn, new_events)
-    return retry
-
-
-def _apply(conn: Connection, updates: dict[str, list[dict[str, Any]]], now: datetime) -> None:
-    d = deliveries.c
-    # A result may arrive after the sweeper gave the row up as `unknown`: what the provider said still wins.
-    mine = sa.and_(
-        d.id == sa.bindparam("b_id"),
-        d.claim_token == sa.bindparam("b_token"),
-        sa.or_(d.status == Status.SENDING, d.status == Status.UNKNOWN),  # executemany: no IN lists
-    )
-
-    def update(**values: Any) -> sa.Update:
-        return deliveries.update().where(mine).values(updated_at=now, **values)
-
-    provider: sa.BindParameter[str] = sa.bindparam("provider")
-    error: dict[str, sa.BindParameter[str]] = {
-        "error_code": sa.bindparam("error_code"),
-        "error_message": sa.bindparam("error_message"),
-    }
-    statements = {
-        "sent": update(
-            status=Status.SENT,
-            provider=provider,
-            sent_at=now,
-            provider_message_id=sa.bindparam("provider_message_id"),
-            error_code=None,
-            error_message=None,
-        ),
-        "failed": update(status=Status.FAILED, provider=provider, finished_at=now, **error),
-        "dead": update(status=Status.DEAD, provider=provider, finished_at=now, **error),
-        "retry": update(
-            status=Status.QUEUED,
-            provider=provider,
-            enqueued_at=now,
-            next_attempt_at=sa.bindparam("next_attempt_at"),
-            **error,
-        ),
-        "suppressed": update(
-            status=Status.SUPPRESSED, finished_at=now, reason=sa.bindparam("reason"), detail=sa.bindparam("detail")
-        ),
-    }
-    for kind, params in updates.items():
-        if params:
-            conn.execute(statements[kind], params)
-
-
-def mark_address_invalid(conn: Connection, row: dict[str, Any], why: str, now: datetime) -> None:
-    """The provider says this address cannot receive: flag it on the profile (if it is still the profile's)."""
-    columns = ADDRESS_FIELDS.get(row["channel"])
-    if columns is None:
-        return
-    address_column, flag_column = columns
-    result = conn.execute(
-        customers.update()
-        .where(customers.c.id == row["customer_id"], customers.c[address_column] == row["address"])
-        .values({flag_column: invalid_reason(why), "updated_at": now})
-    )
-    if result.rowcount:
-        add_events(
-            conn,
-            [
-                event_row(
-                    row["customer_id"],
-                    "address.invalid",
-                    {"channel": row["channel"], "address": row["address"], "why": why},
-                    at=now,
-                    delivery_id=row["id"],
-                    campaign_id=row["campaign_id"],
-                )
-            ],
-        )
 
 
 def open_count(conn: Connection, campaign_id: str, occurrence: str | None = None) -> int:
@@ -376,3 +317,21 @@ def open_count(conn: Connection, campaign_id: str, occurrence: str | None = None
     if occurrence is not None:
         query = query.where(deliveries.c.occurrence == occurrence)
     return int(conn.execute(query).scalar_one())
+
+
+__all__ = [
+    "INTERNAL",
+    "OPEN_STATES",
+    "TRANSITIONS",
+    "DeliveryRow",
+    "ForbiddenMove",
+    "Status",
+    "as_row",
+    "check_move",
+    "claim",
+    "insert_rows",
+    "move",
+    "new_row",
+    "open_count",
+    "queue_one",
+]

@@ -17,11 +17,12 @@ import sqlalchemy as sa
 
 from outreach.channels.base import SendResult
 from outreach.delivery.batches import outgoing
+from outreach.delivery.outcomes import record_outcomes
 from outreach.delivery.sweep import SweepReport, sweep
 from outreach.inbound.provider_reports import ReportOutcome, StatusReport, apply_status_reports
 from outreach.journeys.scheduler import SchedulerCore
 from outreach.store.database import utcnow
-from outreach.store.ledger import Status, claim, record_outcomes
+from outreach.store.ledger import Status, claim
 from outreach.store.schema import campaigns, deliveries, events
 from tests.commands import OUTREACH, environment
 from tests.pipeline import Pipeline
