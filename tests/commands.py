@@ -38,4 +38,5 @@ def twilio_environment(settings: Settings) -> dict[str, str]:
         "TWILIO_AUTH_TOKEN": settings.twilio_auth_token or "",
         "OUTREACH_TWILIO_API_BASE": settings.twilio_api_base,
         "OUTREACH_SMS_FROM": settings.sms_from or "",
+        "OUTREACH_WHATSAPP_FROM": settings.whatsapp_from or "outbox",
     }

@@ -27,7 +27,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from outreach.campaigns.template_filters import FILTERS, UNKNOWN, FilterError, check_filter
-from outreach.core.errors import Problem
+from outreach.core.errors import OutreachError, Problem
 
 # Names every template may use besides the customer's fields and attributes.
 CONTEXT_NAMES = frozenset({"customer", "campaign", "step", "unsubscribe_url"})
@@ -54,7 +54,7 @@ class TemplateText:
     html: bool = False
 
 
-class RenderError(Exception):
+class RenderError(OutreachError):
     """A template failed for one customer (a value of the wrong kind, a filter that refused it)."""
 
 

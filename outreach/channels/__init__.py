@@ -10,11 +10,13 @@ outbox otherwise.
 
 from __future__ import annotations
 
-from outreach.channels.base import Provider
+from outreach.channels.base import CHANNELS, Provider
 from outreach.core.errors import InputError, Problem
 from outreach.core.settings import Settings
 
-CHANNELS_WITH_PROVIDERS = ("sms", "email", "whatsapp", "wechat")
+CHANNELS_WITH_PROVIDERS = CHANNELS
+# OUTREACH_WHATSAPP_FROM=outbox: Twilio sends SMS, WhatsApp messages stay in the outbox, as asked.
+KEEP_IN_OUTBOX = "outbox"
 
 
 def make_provider(channel: str, settings: Settings) -> Provider:
@@ -32,7 +34,17 @@ def make_provider(channel: str, settings: Settings) -> Provider:
         from outreach.channels.twilio_sms import TwilioSmsProvider
 
         return TwilioSmsProvider(settings)
-    if channel == "whatsapp" and (settings.twilio_account_sid or settings.twilio_auth_token) and settings.whatsapp_from:
+    if channel == "whatsapp" and (settings.twilio_account_sid or settings.twilio_auth_token):
+        if settings.whatsapp_from == KEEP_IN_OUTBOX:
+            return OutboxProvider(settings.outbox_dir, settings.email_from)
+        if not settings.whatsapp_from:
+            # Twilio carries SMS for real now: WhatsApp in the outbox would look sent and reach no one.
+            raise InputError.single(
+                "OUTREACH_WHATSAPP_FROM",
+                "not set: Twilio is configured, so WhatsApp messages need the bank's WhatsApp sender (a number "
+                f"or a Messaging Service MG... id); set it to {KEEP_IN_OUTBOX!r} to keep WhatsApp messages in the "
+                "outbox on purpose",
+            )
         from outreach.channels.twilio_sms import TwilioSmsProvider
 
         return TwilioSmsProvider(settings, channel="whatsapp")

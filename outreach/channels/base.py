@@ -1,8 +1,9 @@
 """What every provider speaks: the message to send, the result of sending it, and the Provider interface.
 
-A provider maps its vendor's errors to an Outcome at its own boundary and nowhere else:
-TRANSIENT (try again later: SMTP 4xx, HTTP 429/5xx, timeouts, refused connections) or PERMANENT (SMTP 5xx,
-Twilio 21211 invalid number, 21610 recipient opted out). Callers never see a vendor exception.
+A provider maps its vendor's errors to the project's error tree (outreach.core.errors: TransientError,
+PermanentError and its kinds AddressInvalid, ConsentRevoked, WindowClosed) at its own boundary and nowhere
+else, and hands each back as a SendResult (`SendResult.failed`). Callers never see a vendor exception or a
+vendor code's meaning, only the outcome and its flags.
 """
 
 from __future__ import annotations
@@ -10,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol, get_args
+
+from outreach.core.errors import AddressInvalid, ConsentRevoked, ProviderError, TransientError, WindowClosed
+
+# The channels the engine sends on: the one list every other module takes its names from.
+Channel = Literal["sms", "email", "whatsapp", "wechat"]
+CHANNELS: tuple[Channel, ...] = get_args(Channel)
 
 
 class Outcome(StrEnum):
@@ -46,33 +53,26 @@ class SendResult:
     address_invalid: bool = False
     # The recipient blocked us at the provider (Twilio 21610): their consent on this channel is gone.
     recipient_opted_out: bool = False
+    # The channel's reply window is closed (WhatsApp 24 h, WeChat 48 h).
+    window_closed: bool = False
+
+    @classmethod
+    def failed(cls, message: OutgoingMessage, error: ProviderError) -> SendResult:
+        """The result of a send that failed with one of the project's provider errors."""
+        outcome = Outcome.TRANSIENT if isinstance(error, TransientError) else Outcome.PERMANENT
+        return cls(
+            message.delivery_id,
+            outcome,
+            error_code=error.code,
+            error=str(error),
+            address_invalid=isinstance(error, AddressInvalid),
+            recipient_opted_out=isinstance(error, ConsentRevoked),
+            window_closed=isinstance(error, WindowClosed),
+        )
 
     @classmethod
     def sent(cls, message: OutgoingMessage, provider_id: str | None) -> SendResult:
         return cls(message.delivery_id, Outcome.SENT, provider_id=provider_id)
-
-    @classmethod
-    def transient(cls, message: OutgoingMessage, error: str, code: str | None = None) -> SendResult:
-        return cls(message.delivery_id, Outcome.TRANSIENT, error_code=code, error=error)
-
-    @classmethod
-    def permanent(
-        cls,
-        message: OutgoingMessage,
-        error: str,
-        code: str | None = None,
-        *,
-        address_invalid: bool = False,
-        recipient_opted_out: bool = False,
-    ) -> SendResult:
-        return cls(
-            message.delivery_id,
-            Outcome.PERMANENT,
-            error_code=code,
-            error=error,
-            address_invalid=address_invalid,
-            recipient_opted_out=recipient_opted_out,
-        )
 
 
 class Provider(Protocol):

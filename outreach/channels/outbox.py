@@ -13,6 +13,7 @@ from pathlib import Path
 
 from outreach.channels.base import OutgoingMessage, SendResult
 from outreach.channels.email_message import InvalidAddress, render_email
+from outreach.core.errors import AddressInvalid, PermanentError, TransientError
 
 _CHANNEL_NAME = re.compile(r"[a-z0-9_-]+")
 
@@ -45,18 +46,20 @@ class OutboxProvider:
     def _write(self, message: OutgoingMessage) -> SendResult:
         if not _CHANNEL_NAME.fullmatch(message.channel):
             # The channel names a folder: never let it climb out of the outbox.
-            return SendResult.permanent(message, f"channel {message.channel!r} cannot name an outbox folder")
+            return SendResult.failed(
+                message, PermanentError(f"channel {message.channel!r} cannot name an outbox folder")
+            )
         try:
             content = self._content(message)
         except InvalidAddress as exc:
-            return SendResult.permanent(message, str(exc), address_invalid=True)
+            return SendResult.failed(message, AddressInvalid(str(exc)))
         except ValueError as exc:
-            return SendResult.permanent(message, str(exc))
+            return SendResult.failed(message, PermanentError(str(exc)))
         path = self.path_for(message)
         try:
             _write_atomically(path, content)
         except OSError as exc:
-            return SendResult.transient(message, f"cannot write {path}: {exc.strerror or exc}")
+            return SendResult.failed(message, TransientError(f"cannot write {path}: {exc.strerror or exc}"))
         return SendResult.sent(message, str(path))
 
     def _content(self, message: OutgoingMessage) -> bytes:

@@ -20,7 +20,7 @@ from aiosmtplib import (
 from outreach.channels.base import OutgoingMessage, SendResult
 from outreach.channels.email_message import InvalidAddress, WireEmail, render_email
 from outreach.channels.transport_errors import classify
-from outreach.core.errors import InputError
+from outreach.core.errors import AddressInvalid, InputError, PermanentError, TransientError
 from outreach.core.settings import Settings, mask_secrets, mask_url
 
 # RFC 3463 enhanced status code at the start of the reply text, e.g. `5.1.1 <x@y>: user unknown`.
@@ -98,10 +98,10 @@ class SmtpProvider:
                 try:
                     email = render_email(message, self._email_from)
                 except InvalidAddress as exc:
-                    results.append(SendResult.permanent(message, self._mask(str(exc)), address_invalid=True))
+                    results.append(SendResult.failed(message, AddressInvalid(self._mask(str(exc)))))
                     continue
                 except ValueError as exc:
-                    results.append(SendResult.permanent(message, self._mask(str(exc))))
+                    results.append(SendResult.failed(message, PermanentError(self._mask(str(exc)))))
                     continue
                 if client is None or not client.is_connected:
                     try:
@@ -115,7 +115,7 @@ class SmtpProvider:
                         else:
                             error = self._mask(f"cannot connect to {self._where()}: {_describe(exc)}")
                             code = str(exc.code) if isinstance(exc, SMTPResponseException) else None
-                        results.extend(SendResult.transient(m, error, code) for m in messages[index:])
+                        results.extend(SendResult.failed(m, TransientError(error, code)) for m in messages[index:])
                         break
                 results.append(await self._send(client, message, email))
             if client is not None and client.is_connected:
@@ -156,16 +156,16 @@ class SmtpProvider:
             return self._refused(message, exc.code, exc.message, recipient=False)
         except SMTPNotSupported as exc:
             # The server cannot take this address (SMTPUTF8); trying it again will not change that.
-            return SendResult.permanent(message, self._mask(_describe(exc)))
+            return SendResult.failed(message, PermanentError(self._mask(_describe(exc))))
         except (SMTPException, OSError) as exc:
             # Disconnects and timeouts: the session may be out of step, so drop it; the next message reconnects.
             client.close()
             failure = classify(exc, self._where(), timeout=self._timeout)
             if failure is not None:
-                return SendResult.transient(message, self._mask(failure.description), failure.code)
-            return SendResult.transient(message, self._mask(f"{self._where()}: {_describe(exc)}"))
+                return SendResult.failed(message, TransientError(self._mask(failure.description), failure.code))
+            return SendResult.failed(message, TransientError(self._mask(f"{self._where()}: {_describe(exc)}")))
         except ValueError as exc:  # aiosmtplib refuses an address it cannot put on a command line
-            return SendResult.permanent(message, self._mask(str(exc)), address_invalid=True)
+            return SendResult.failed(message, AddressInvalid(self._mask(str(exc))))
         if refused:  # with one recipient a partial refusal cannot happen, but a result must never lie
             code, text = next(iter(refused.values()))
             return self._refused(message, code, text, recipient=True)
@@ -174,10 +174,9 @@ class SmtpProvider:
     def _refused(self, message: OutgoingMessage, code: int, text: str, *, recipient: bool) -> SendResult:
         error = self._mask(f"{code} {text}")
         if 500 <= code < 600:
-            return SendResult.permanent(
-                message, error, str(code), address_invalid=recipient and _mailbox_unknown(code, text)
-            )
-        return SendResult.transient(message, error, str(code))
+            unknown_mailbox = recipient and _mailbox_unknown(code, text)
+            return SendResult.failed(message, (AddressInvalid if unknown_mailbox else PermanentError)(error, str(code)))
+        return SendResult.failed(message, TransientError(error, str(code)))
 
     def _where(self) -> str:
         return f"{self._host}:{self._port}" if self._port else self._host

@@ -31,7 +31,15 @@ from twilio.rest import Client
 
 from outreach.channels.base import OutgoingMessage, SendResult
 from outreach.channels.transport_errors import TIMEOUT, classify, http_status_code
-from outreach.core.errors import InputError, Problem
+from outreach.core.errors import (
+    AddressInvalid,
+    ConsentRevoked,
+    InputError,
+    PermanentError,
+    Problem,
+    TransientError,
+    WindowClosed,
+)
 from outreach.core.settings import Settings, mask_secrets
 
 log = logging.getLogger(__name__)
@@ -159,17 +167,24 @@ class TwilioSmsProvider:
         except (TwilioRestException, TwilioServiceException) as exc:
             return self._api_error(message, exc)
         except TimeoutError:
-            return SendResult.transient(
-                message, f"no answer from Twilio within {self._timeout:g}s (the message may have been sent)", TIMEOUT
+            return SendResult.failed(
+                message,
+                TransientError(
+                    f"no answer from Twilio within {self._timeout:g}s (the message may have been sent)", TIMEOUT
+                ),
             )
         except (aiohttp.ClientError, OSError) as exc:
             failure = classify(exc, "Twilio", timeout=self._timeout)
             if failure is not None:
-                return SendResult.transient(message, self._mask(failure.description), failure.code)
-            return SendResult.transient(message, self._mask(f"cannot reach Twilio: {type(exc).__name__}: {exc}"))
+                return SendResult.failed(message, TransientError(self._mask(failure.description), failure.code))
+            return SendResult.failed(
+                message, TransientError(self._mask(f"cannot reach Twilio: {type(exc).__name__}: {exc}"))
+            )
         except Exception as exc:  # never let one message lose the results of the whole batch
             log.exception("unexpected error sending delivery %s through Twilio", message.delivery_id)
-            return SendResult.transient(message, self._mask(f"unexpected error: {type(exc).__name__}: {exc}"))
+            return SendResult.failed(
+                message, TransientError(self._mask(f"unexpected error: {type(exc).__name__}: {exc}"))
+            )
         sid = getattr(created, "sid", None)
         return SendResult.sent(message, str(sid) if sid else None)
 
@@ -187,14 +202,14 @@ class TwilioSmsProvider:
             text = self._mask(f"Twilio HTTP {status} error {code}: {detail}")
             code_text = str(code)
         if code in WINDOW_CLOSED_CODES:
-            return SendResult.permanent(message, "window_closed: " + text, code_text)
+            return SendResult.failed(message, WindowClosed("window_closed: " + text, code_text))
         if code in OPTED_OUT_CODES:
-            return SendResult.permanent(message, text, code_text, recipient_opted_out=True)
+            return SendResult.failed(message, ConsentRevoked(text, code_text))
         if code in ADDRESS_INVALID_CODES:
-            return SendResult.permanent(message, text, code_text, address_invalid=True)
+            return SendResult.failed(message, AddressInvalid(text, code_text))
         if status == 429 or status >= 500 or code in TRANSIENT_CODES:
-            return SendResult.transient(message, text, code_text)
-        return SendResult.permanent(message, text, code_text)
+            return SendResult.failed(message, TransientError(text, code_text))
+        return SendResult.failed(message, PermanentError(text, code_text))
 
     def _mask(self, text: str) -> str:
         return mask_secrets(text, self._settings)

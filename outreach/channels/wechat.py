@@ -5,7 +5,7 @@ HTTP 200 with `{"errcode", "errmsg"}`; the errcodes are mapped to send results h
 
 * 0 -> sent. WeChat gives no message id: `provider_id` is None.
 * 45015 (the customer's last interaction is more than 48 hours old) -> permanent, error_code "45015", error
-  "window_closed: ..."; `is_window_closed(result)` tells a caller so.
+  "window_closed: ..." (WindowClosed: the result's `window_closed` flag tells a caller so).
 * 40003 invalid openid -> permanent, `address_invalid`; 43004 the customer no longer follows the account ->
   permanent, `recipient_opted_out` (their WeChat consent is gone, as after an unsubscribe event).
 * 40001 / 40014 / 41001 / 42001 (access token invalid, not the latest, missing, expired) -> a new token is
@@ -35,9 +35,18 @@ from typing import Any, NamedTuple
 
 import aiohttp
 
-from outreach.channels.base import Outcome, OutgoingMessage, SendResult
+from outreach.channels.base import OutgoingMessage, SendResult
 from outreach.channels.transport_errors import TIMEOUT, classify, http_status_code
-from outreach.core.errors import InputError, Problem
+from outreach.core.errors import (
+    AddressInvalid,
+    ConsentRevoked,
+    InputError,
+    PermanentError,
+    Problem,
+    ProviderError,
+    TransientError,
+    WindowClosed,
+)
 from outreach.core.settings import Settings, mask_secrets
 
 log = logging.getLogger(__name__)
@@ -58,20 +67,7 @@ _CREDENTIAL_IN_URL = re.compile(r"((?:access_token|secret)=)[^&\s'\"]+")
 
 def is_window_closed(result: SendResult) -> bool:
     """The platform refused because its reply window is closed (WeChat 45015): fall back or suppress."""
-    return result.outcome is Outcome.PERMANENT and (result.error or "").startswith(WINDOW_CLOSED + ":")
-
-
-class SendFailure(Exception):
-    """A send, or the token it needs, failed; `result()` is what the caller gets."""
-
-    def __init__(self, outcome: Outcome, error: str, code: str | None = None) -> None:
-        super().__init__(error)
-        self.outcome, self.error, self.code = outcome, error, code
-
-    def result(self, message: OutgoingMessage) -> SendResult:
-        if self.outcome is Outcome.TRANSIENT:
-            return SendResult.transient(message, self.error, self.code)
-        return SendResult.permanent(message, self.error, self.code)
+    return result.window_closed
 
 
 class TokenKey(NamedTuple):
@@ -115,7 +111,7 @@ class TokenCache:
             with self._lock:
                 del self._fetching[key]
             if not isinstance(exc, Exception):  # cancelled: the others may try again themselves
-                exc = SendFailure(Outcome.TRANSIENT, "fetching a WeChat access token was interrupted")
+                exc = TransientError("fetching a WeChat access token was interrupted")
             pending.set_exception(exc)
             raise
         with self._lock:
@@ -162,12 +158,12 @@ class WeChatProvider:
             try:
                 # At most one token fetch for the batch: bad credentials fail every message at once.
                 await self._token(session)
-            except SendFailure as failure:
-                return [failure.result(m) for m in messages]
+            except ProviderError as failure:
+                return [SendResult.failed(m, failure) for m in messages]
             except Exception as exc:
                 log.exception("unexpected error fetching a WeChat access token")
                 error = self._mask(f"unexpected error fetching an access token: {type(exc).__name__}: {exc}")
-                return [SendResult.transient(m, error) for m in messages]
+                return [SendResult.failed(m, TransientError(error)) for m in messages]
             semaphore = asyncio.Semaphore(self._concurrency)
 
             async def send_one(message: OutgoingMessage) -> SendResult:
@@ -185,12 +181,14 @@ class WeChatProvider:
                 errcode, errmsg = await self._post(session, token, message)
                 if errcode in TOKEN_ERRCODES:
                     text = self._text(errcode, errmsg, "again with a new access token")
-                    return SendResult.transient(message, text, str(errcode))
-        except SendFailure as failure:
-            return failure.result(message)
+                    return SendResult.failed(message, TransientError(text, str(errcode)))
+        except ProviderError as failure:
+            return SendResult.failed(message, failure)
         except Exception as exc:  # never let one message lose the results of the whole batch
             log.exception("unexpected error sending delivery %s through WeChat", message.delivery_id)
-            return SendResult.transient(message, self._mask(f"unexpected error: {type(exc).__name__}: {exc}"))
+            return SendResult.failed(
+                message, TransientError(self._mask(f"unexpected error: {type(exc).__name__}: {exc}"))
+            )
         return self._result(message, errcode, errmsg)
 
     def _result(self, message: OutgoingMessage, errcode: int, errmsg: str) -> SendResult:
@@ -199,14 +197,14 @@ class WeChatProvider:
             return SendResult.sent(message, None)
         if code == WINDOW_CLOSED_CODE:
             text = f"{WINDOW_CLOSED}: outside the 48 hours after the customer's last interaction ({text})"
-            return SendResult.permanent(message, text, code)
+            return SendResult.failed(message, WindowClosed(text, code))
         if errcode in TRANSIENT_ERRCODES:
-            return SendResult.transient(message, text, code)
+            return SendResult.failed(message, TransientError(text, code))
         if errcode in ADDRESS_INVALID_ERRCODES:
-            return SendResult.permanent(message, text, code, address_invalid=True)
+            return SendResult.failed(message, AddressInvalid(text, code))
         if errcode in OPTED_OUT_ERRCODES:
-            return SendResult.permanent(message, text, code, recipient_opted_out=True)
-        return SendResult.permanent(message, text, code)
+            return SendResult.failed(message, ConsentRevoked(text, code))
+        return SendResult.failed(message, PermanentError(text, code))
 
     async def _post(self, session: aiohttp.ClientSession, token: str, message: OutgoingMessage) -> tuple[int, str]:
         payload = {"touser": message.to, "msgtype": "text", "text": {"content": message.body}}
@@ -222,13 +220,13 @@ class WeChatProvider:
             errcode, errmsg = _errcode(body)
             if errcode in TRANSIENT_ERRCODES:
                 text = self._text(errcode, errmsg, "fetching an access token")
-                raise SendFailure(Outcome.TRANSIENT, text, str(errcode))
+                raise TransientError(text, str(errcode))
             if errcode != 0:
                 text = "configuration: WeChat's token endpoint refused the app id or secret: "
-                raise SendFailure(Outcome.PERMANENT, text + self._text(errcode, errmsg), str(errcode))
+                raise PermanentError(text + self._text(errcode, errmsg), str(errcode))
             token, expires_in = body.get("access_token"), body.get("expires_in")
             if not isinstance(token, str) or not token or not isinstance(expires_in, int | float):
-                raise SendFailure(Outcome.TRANSIENT, "WeChat answered the token request without a token")
+                raise TransientError("WeChat answered the token request without a token")
             return token, float(expires_in)
 
         return await self._tokens.get(self._key, fetch, stale=stale)
@@ -236,7 +234,8 @@ class WeChatProvider:
     async def _call(
         self, session: aiohttp.ClientSession, method: str, path: str, params: Mapping[str, str], data: bytes = b""
     ) -> dict[str, Any]:
-        """One request; its JSON object, or SendFailure for anything else (timeouts, HTTP errors, ...)."""
+        """One request; its JSON object, or a TransientError / PermanentError for anything else (timeouts, HTTP
+        errors, ...)."""
         what = "token" if path == TOKEN_PATH else "send"
         headers = {"Content-Type": "application/json; charset=utf-8"} if data else {}
         request = session.request(method, self._api_base + path, params=params, data=data or None, headers=headers)
@@ -247,22 +246,22 @@ class WeChatProvider:
         except TimeoutError:
             maybe = " (the message may have been sent)" if data else ""
             text = f"no answer from WeChat ({what}) within {self._timeout:g}s{maybe}"
-            raise SendFailure(Outcome.TRANSIENT, text, TIMEOUT) from None
+            raise TransientError(text, TIMEOUT) from None
         except (aiohttp.ClientError, OSError) as exc:
             failure = classify(exc, f"WeChat ({what})", timeout=self._timeout)
             if failure is not None:
-                raise SendFailure(Outcome.TRANSIENT, self._mask(failure.description), failure.code) from None
+                raise TransientError(self._mask(failure.description), failure.code) from None
             text = self._mask(f"cannot reach WeChat ({what}): {type(exc).__name__}: {exc}")
-            raise SendFailure(Outcome.TRANSIENT, text) from None
+            raise TransientError(text) from None
         if status != 200:
-            outcome = Outcome.TRANSIENT if status == 429 or status >= 500 else Outcome.PERMANENT
-            raise SendFailure(outcome, f"WeChat ({what}) answered HTTP {status}", http_status_code(status))
+            kind = TransientError if status == 429 or status >= 500 else PermanentError
+            raise kind(f"WeChat ({what}) answered HTTP {status}", http_status_code(status))
         try:
             body = json.loads(raw.decode("utf-8"))
         except ValueError:  # UnicodeDecodeError is one too
             body = None
         if not isinstance(body, dict):
-            raise SendFailure(Outcome.TRANSIENT, f"WeChat ({what}) answered something that is not a JSON object")
+            raise TransientError(f"WeChat ({what}) answered something that is not a JSON object")
         return body
 
     def _text(self, errcode: int, errmsg: str, context: str = "") -> str:

@@ -20,10 +20,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from outreach.channels.base import CHANNELS
 from outreach.core.durations import parse_duration
 from outreach.core.errors import InputError, Problem
 from outreach.store.database import utcnow
-from outreach.store.fields import CHANNELS
 from outreach.store.ledger import Status
 from outreach.store.schema import deliveries, events
 

@@ -20,12 +20,14 @@ from types import TracebackType
 from typing import Any, NamedTuple, Self
 from urllib.parse import quote, unquote, urlsplit
 
+from outreach.core.errors import OutreachError
+
 PROCESSED_FOLDER = "outreach-processed"
 DEFAULT_TIMEOUT = 30.0
 _URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/:]*):.*@", re.IGNORECASE)
 
 
-class MailboxError(Exception):
+class MailboxError(OutreachError):
     """A mailbox that cannot be opened or read; the message is one line for the user and holds no password."""
 
 

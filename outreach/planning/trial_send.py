@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from outreach.campaigns.loading import LoadedCampaign
 from outreach.campaigns.model import Step
 from outreach.campaigns.rendering import MissingData, RenderError
+from outreach.channels.base import CHANNELS
 from outreach.core.errors import InputError
 from outreach.core.settings import Settings
 from outreach.customers.contacts import normalize_email, normalize_phone
@@ -38,7 +39,7 @@ PREFIX = "test:"
 SUBJECT_MARK = "[TEST] "
 # Where a test message's unsubscribe link leads: a link that matches no customer.
 DEAD_LINK = "test-send"
-SENDABLE = ("email", "sms", "whatsapp", "wechat")
+SENDABLE = CHANNELS
 
 
 def test_campaign_id(campaign_id: str) -> str:

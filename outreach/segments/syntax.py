@@ -9,6 +9,8 @@ import ast
 import difflib
 import re
 
+from outreach.core.errors import OutreachError
+
 # Deeper nesting than this is refused before Python's own parser or our walk could run out of stack.
 MAX_DEPTH = 100
 # The functions of the language: the relative dates (a day counted from the customer's today), and month_day.
@@ -28,7 +30,7 @@ _PARSE_HINTS = (
 )
 
 
-class SegmentError(Exception):
+class SegmentError(OutreachError):
     """A segment expression that cannot be used; `col` is 1-based within the expression."""
 
     def __init__(self, message: str, col: int | None = None) -> None:

@@ -6,8 +6,9 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
+from outreach.channels.base import CHANNELS
+
 CORE_FIELDS = ("id", "name", "email", "phone", "whatsapp", "wechat_openid", "country", "locale", "timezone")
-CHANNELS = ("sms", "email", "whatsapp", "wechat")
 PURPOSES = ("service", "marketing")
 # Consent columns of an import file -> (channel, purpose). `consent_sms` is marketing consent (the contract's
 # original column); `consent_sms_marketing` says the same explicitly; `consent_sms_service` is consent to

@@ -16,13 +16,13 @@ import hmac
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from outreach.core.errors import InputError
+from outreach.core.errors import InputError, OutreachError
 
 KEY_ENV = "OUTREACH_WECHAT_AES_KEY"
 BLOCK = 32  # WeChat pads to 32 bytes, not AES's 16
 
 
-class DecryptionError(Exception):
+class DecryptionError(OutreachError):
     """The `Encrypt` field is not a message encrypted for this account with this key."""
 
 

@@ -26,9 +26,9 @@ from outreach.store.database import shift_clock, utcnow
 from outreach.store.schema import conversations, customers, inbound_messages
 from outreach.web.twilio_hooks import INBOUND_PATH
 from outreach.web.wechat_hooks import signature_for
+from tests.delivery.test_failures_cli import cli, run
 from tests.pipeline import Pipeline
 from tests.smtp_server import SmtpServer
-from tests.test_failures_cli import cli, run
 from tests.web_server import WebServer
 from tests.wechat_server import WeChatServer, new_openid
 
