@@ -1,4 +1,4 @@
-"""The campaign file format as pydantic models (see CONTRACT.md, "Campaign file")."""
+"""The campaign file format as pydantic models (see docs/reference.md, "Campaign files")."""
 
 from __future__ import annotations
 

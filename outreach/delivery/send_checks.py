@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from outreach.customers.profiles import consent_block_reason, consent_map
+from outreach.customers.reachability import address_block
 from outreach.customers.reply_windows import REASON as WINDOW_CLOSED
 from outreach.customers.reply_windows import REPLY_WINDOWS, open_windows
 from outreach.planning.caps import send_time_caps
@@ -87,7 +88,8 @@ def consent_and_address_blocks(
         profile = profiles.get(row["customer_id"])
         if row["id"] in blocked or columns is None or profile is None:
             continue
+        # only the address the row goes to counts: a profile changed since planning has its own rows
         address, flag = (getattr(profile, c) for c in columns)
-        if address == row["address"] and flag:
+        if address == row["address"] and address_block(dict(profile._mapping), row["channel"]) == "invalid_address":
             blocked[row["id"]] = ("invalid_address", str(flag))
     return blocked

@@ -28,7 +28,9 @@ from outreach.channels.sms_encoding import sms_size
 from outreach.core.errors import InputError, OutreachError
 from outreach.core.settings import Settings
 from outreach.customers.conversations import note_reply, open_conversation_id
-from outreach.customers.profiles import consent_block_reason, consent_status, get_customer
+from outreach.customers.profiles import consent_status, get_customer
+from outreach.customers.reachability import unreachable
+from outreach.customers.reply_windows import REASON as WINDOW_CLOSED
 from outreach.customers.reply_windows import REPLY_WINDOWS, open_windows
 from outreach.planning.queueing import Transport
 from outreach.store import audit
@@ -62,13 +64,16 @@ def send_reply(
         if customer is None:
             raise InputError.single(customer_id, "no customer with this id")
         address = customer.get(address_field)
-        if not address:
+        window_open = channel not in REPLY_WINDOWS or bool(open_windows(conn, [customer_id], [channel], now))
+        consent = consent_status(conn, customer_id, channel, "service")
+        why = unreachable(customer, channel, "service", consent, window_open)
+        if why == "no_address":
             raise OutreachError(f"{customer_id} has no {address_field}: cannot reply by {channel}")
-        if customer.get(flag_field):
+        if why == "invalid_address":
             raise OutreachError(f"{customer_id}'s {address_field} is marked invalid ({customer[flag_field]})")
-        if consent_block_reason("service", consent_status(conn, customer_id, channel, "service")):
+        if why is not None and why != WINDOW_CLOSED:
             raise OutreachError(f"{customer_id} has opted out of {channel} messages")
-        if channel in REPLY_WINDOWS and (customer_id, channel) not in open_windows(conn, [customer_id], [channel], now):
+        if why == WINDOW_CLOSED:
             hours = int(REPLY_WINDOWS[channel].total_seconds() // 3600)
             raise OutreachError(
                 f"window_closed: {customer_id} has not written on {channel} in the last {hours} hours; "

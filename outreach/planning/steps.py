@@ -18,9 +18,9 @@ from sqlalchemy.engine import Connection, Engine
 from outreach.campaigns.loading import LoadedCampaign
 from outreach.campaigns.model import Step
 from outreach.campaigns.rendering import MissingData, RenderError
-from outreach.customers.profiles import consent_block_reason, consent_map
-from outreach.customers.reply_windows import REASON as WINDOW_CLOSED
-from outreach.customers.reply_windows import REPLY_WINDOWS, open_windows
+from outreach.customers.profiles import consent_map
+from outreach.customers.reachability import unreachable
+from outreach.customers.reply_windows import open_windows
 from outreach.customers.shared_addresses import REASON as SHARED_ADDRESS
 from outreach.customers.shared_addresses import SHAREABLE, others_at, sharing
 from outreach.customers.shared_addresses import policy as shared_policy
@@ -337,15 +337,5 @@ def _unreachable(
     windows: set[tuple[str, str]],
 ) -> str | None:
     """Why `channel` cannot be used for this customer, or None when it can."""
-    fields = ADDRESS_FIELDS.get(channel)
-    if fields is None:
-        return "no_address"
-    address_field, flag_field = fields
-    if not customer.get(address_field):
-        return "no_address"
-    if customer.get(flag_field):
-        return "invalid_address"
-    blocked = consent_block_reason(purpose, consents.get((customer["id"], channel)))
-    if blocked is None and channel in REPLY_WINDOWS and (customer["id"], channel) not in windows:
-        return WINDOW_CLOSED
-    return blocked
+    key = (customer["id"], channel)
+    return unreachable(customer, channel, purpose, consents.get(key), window_open=key in windows)

@@ -286,7 +286,7 @@ def test_server_answers_in_twilios_wire_format(twilio: TwilioServer) -> None:
 def test_whatsapp_goes_through_the_same_api_with_whatsapp_addresses(twilio: TwilioServer) -> None:
     from dataclasses import replace
 
-    from outreach.channels import make_provider
+    from outreach.channels import check_providers, make_provider
 
     settings = replace(settings_for(twilio), whatsapp_from="+15005550007")
     provider = make_provider("whatsapp", settings)
@@ -295,5 +295,11 @@ def test_whatsapp_goes_through_the_same_api_with_whatsapp_addresses(twilio: Twil
     assert result.outcome is Outcome.SENT
     [received] = twilio.sent_to("whatsapp:+4915112345677")
     assert received["from"] == "whatsapp:+15005550007" and received["body"] == "Hi"
-    # without a WhatsApp sender the channel is not configured: the outbox takes it
-    assert make_provider("whatsapp", settings_for(twilio)).name == "outbox"
+    # Twilio configured and no WhatsApp sender: a clear error (a worker refuses to start), never a silent
+    # outbox that looks sent ...
+    with pytest.raises(InputError, match="OUTREACH_WHATSAPP_FROM: not set: Twilio is configured"):
+        make_provider("whatsapp", settings_for(twilio))
+    with pytest.raises(InputError, match="OUTREACH_WHATSAPP_FROM"):
+        check_providers(settings_for(twilio))
+    # ... unless the outbox is what the bank asked for
+    assert make_provider("whatsapp", replace(settings_for(twilio), whatsapp_from="outbox")).name == "outbox"
