@@ -77,12 +77,6 @@ class SmtpProvider:
         self._tls_context = tls_context
         self._local_hostname = local_hostname
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SmtpProvider:
-        if not settings.smtp_url:
-            raise InputError.single("smtp_url", "not set")
-        return cls(settings.smtp_url, settings.email_from, settings.smtp_timeout)
-
     def url(self, privacy: bool = True) -> str:
         """The configured URL, with the password masked unless `privacy` is False."""
         return _masked(self._url) if privacy else self._url

@@ -137,10 +137,6 @@ def attribute_catalog(conn: Connection) -> dict[str, AttributeType]:
     return {r.name: r.type for r in conn.execute(sa.select(attribute_types))}
 
 
-def count_customers(conn: Connection) -> int:
-    return int(conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one())
-
-
 def change_attributes(
     conn: Connection,
     customer_id: str,

@@ -29,10 +29,10 @@ from outreach.inbound.escalation import escalate_due
 from outreach.inbound.triggers import answer_pending
 from outreach.journeys.followups import plan_due_followups, plan_send_time_fallbacks
 from outreach.planning.occurrences import due, occurrence_label, spec
-from outreach.planning.planner import plan_campaign
+from outreach.planning.planner import plan_campaign, record_run
 from outreach.planning.queueing import Transport
 from outreach.store.database import insert_ignoring_duplicates, utcnow
-from outreach.store.schema import campaign_runs, schedules
+from outreach.store.schema import schedules
 
 log = logging.getLogger(__name__)
 
@@ -128,17 +128,7 @@ class SchedulerCore:
             loaded.id, label, self.settings.schedule_grace,
         )  # fmt: skip
         with self.engine.begin() as conn:
-            conn.execute(
-                insert_ignoring_duplicates(conn, campaign_runs).values(
-                    campaign_id=loaded.id,
-                    occurrence=label,
-                    status="missed",
-                    source=loaded.source,
-                    source_path=str(loaded.path),
-                    started_at=utcnow(),
-                    scheduled_for=scheduled,
-                )
-            )
+            record_run(conn, loaded, label, "missed", scheduled)
 
 
 def run_scheduler(settings: Settings, engine: Engine, transport: Transport, stop: threading.Event) -> int:

@@ -142,17 +142,7 @@ def _start_run(
                 str(loaded.path), f"campaign {loaded.id} is cancelled: `outreach campaigns resume {loaded.id}` first"
             )
         record_campaign(conn, loaded, cap)
-        conn.execute(
-            insert_ignoring_duplicates(conn, campaign_runs).values(
-                campaign_id=loaded.id,
-                occurrence=occurrence,
-                status="planning",
-                source=loaded.source,
-                source_path=str(loaded.path),
-                started_at=utcnow(),
-                scheduled_for=scheduled_for,
-            )
-        )
+        record_run(conn, loaded, occurrence, "planning", scheduled_for)
 
 
 def record_campaign(conn: Connection, loaded: LoadedCampaign, cap: Cap | None) -> None:
@@ -188,3 +178,20 @@ def _finish_run(engine: Engine, campaign_id: str, occurrence: str) -> None:
             .where(campaign_runs.c.campaign_id == campaign_id, campaign_runs.c.occurrence == occurrence)
             .values(status="planned", planned_at=utcnow())
         )
+
+
+def record_run(
+    conn: Connection, loaded: LoadedCampaign, occurrence: str, status: str, scheduled_for: datetime | None
+) -> None:
+    """Write one run (occurrence) of a campaign into `campaign_runs`, unless it is there already."""
+    conn.execute(
+        insert_ignoring_duplicates(conn, campaign_runs).values(
+            campaign_id=loaded.id,
+            occurrence=occurrence,
+            status=status,
+            source=loaded.source,
+            source_path=str(loaded.path),
+            started_at=utcnow(),
+            scheduled_for=scheduled_for,
+        )
+    )

@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from outreach.campaigns.model import Campaign
 from outreach.core.errors import InputError, Problem
 from outreach.core.settings import Settings
+from outreach.core.time_zones import zone_or_none
 from outreach.core.yaml_source import load_yaml
 
 # A holiday-free, quiet-hours-free moment is always found within this many days (else the input is absurd:
@@ -52,7 +53,7 @@ class SendingHours:
 
     def not_before(self, at: datetime, zone: str | None, country: str | None) -> datetime | None:
         """None when a message may go at `at`; else the first allowed moment after it (aware, UTC)."""
-        tz = _zone(zone) or self.default_zone
+        tz = zone_or_none(zone) or self.default_zone
         days = self.holidays.get((country or "").upper(), frozenset())
         if self.window is None and not days:
             return None
@@ -81,15 +82,6 @@ def _at(day: date, moment: time, tz: ZoneInfo) -> datetime:
     if aware.astimezone(ZoneInfo("UTC")).astimezone(tz).replace(tzinfo=None) != naive:  # in a DST gap
         aware = (aware.astimezone(ZoneInfo("UTC"))).astimezone(tz)
     return aware
-
-
-def _zone(name: str | None) -> ZoneInfo | None:
-    if not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
 
 
 def load_holidays(path: Path) -> dict[str, frozenset[date]]:
@@ -145,7 +137,9 @@ def sending_hours(campaign: Campaign, settings: Settings) -> SendingHours:
     elif settings.quiet_hours:
         start, _, end = settings.quiet_hours.partition("-")
         window = QuietWindow.parse(start.strip(), end.strip())
-    zone = _zone(campaign.schedule.timezone if campaign.schedule else None) or _zone(settings.default_timezone)
+    zone = zone_or_none(campaign.schedule.timezone if campaign.schedule else None) or zone_or_none(
+        settings.default_timezone
+    )
     holidays = load_holidays(settings.holidays_file) if campaign.purpose == "marketing" else {}
     return SendingHours(window, zone or ZoneInfo("UTC"), holidays)
 

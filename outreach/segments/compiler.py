@@ -41,11 +41,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement, Grouping
 
+from outreach.core.time_zones import zone_or_none
 from outreach.segments.syntax import FUNCTIONS, SegmentError, column_of, describe, parse_segment
 from outreach.store.database import utcnow
 from outreach.store.fields import CORE_FIELDS, AttributeType, parse_date
@@ -108,15 +109,6 @@ class _Value:
 _Day = tuple[str, str, str]
 
 
-def _zone(name: str | None) -> ZoneInfo | None:
-    if not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
 @functools.cache
 def _all_zones() -> tuple[str, ...]:
     return tuple(sorted(available_timezones()))
@@ -148,11 +140,11 @@ def _zone_days(
     def key(day: _Day) -> _Day:
         return day if moments else (day[0], "", "")
 
-    fallback = _zone(default) or ZoneInfo("UTC")
+    fallback = zone_or_none(default) or ZoneInfo("UTC")
     base = key(_day_in(now, fallback, days))
     groups: dict[_Day, list[str]] = {}
     for name in _all_zones() if zones is None else zones:
-        zone = _zone(name) if _ZONE_NAME.match(name) else None
+        zone = zone_or_none(name) if _ZONE_NAME.match(name) else None
         if zone is None:
             continue  # a time zone the engine does not know: such profiles use the default zone
         day = key(_day_in(now, zone, days))
@@ -188,7 +180,7 @@ class SegmentCompiler:
         # Without strictness (an empty store), unknown names are simply never matched.
         self.strict = strict
         self.now = (now or _moment(today)).astimezone(UTC)
-        self.default_zone = default_zone if _zone(default_zone) is not None else "UTC"
+        self.default_zone = default_zone if zone_or_none(default_zone) is not None else "UTC"
         # The zones profiles may have (None: every zone the engine knows); others use the default zone.
         self.zones = None if zones is None else tuple(sorted({z for z in zones if z}))
 

@@ -86,10 +86,6 @@ def _to_character_columns(tree: ast.AST, source: str, lead: int) -> None:
             node.col_offset = len(line[: node.col_offset].decode(errors="replace")) + shift
 
 
-def names_in(tree: ast.expr) -> set[str]:
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-
-
 def _check_form(node: ast.AST, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise SegmentError(f"segment is nested too deeply (more than {MAX_DEPTH} levels)", column_of(node))

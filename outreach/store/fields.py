@@ -85,17 +85,6 @@ def parse_date(text: str) -> str | None:
     return None
 
 
-def infer_text_type(values: list[str]) -> AttributeType:
-    """The narrowest type every (non-empty) text value fits."""
-    if all(parse_boolean(v) is not None for v in values):
-        return "boolean"
-    if all(parse_number(v) is not None for v in values):
-        return "number"
-    if all(parse_date(v) is not None for v in values):
-        return "date"
-    return "string"
-
-
 def convert_text(text: str, kind: AttributeType) -> tuple[Any, str | None]:
     """Text from a CSV cell as a value of `kind`, or an error message."""
     if kind == "string":
