@@ -2,18 +2,41 @@
 
 Secrets (auth tokens, the signing key, passwords inside URLs) are read from the environment only and are
 never printed: `masked()` gives a copy safe for logs and errors.
+
+The config file is the one OUTREACH_CONFIG names; if that file does not exist there is no config file (tests
+and benchmarks point it at a missing file to keep the working tree's config out), and nothing is searched
+for. Without OUTREACH_CONFIG it is `config/outreach.toml` in the current directory or the nearest folder
+above it, as git finds `.git`: the first one found is used.
+
+Every value in the file is checked against its field's type (str, int, float - an integer is accepted -,
+bool, a path, a list of strings, a table of strings, one of a few words); a wrong type, an unknown key (with
+a "did you mean" when one is close) or a secret written in the file is reported as `PATH:LINE:COL: message`,
+at the value (at the key for unknown keys and secrets). An environment variable that does not parse is
+reported under the variable's name. Every problem is raised together in one InputError; nothing is applied.
+
+Paths (every Path field: templates_dir, campaigns_dir, outbox_dir, holidays_file) and the file of a SQLite
+database_url (`sqlite:///outreach.db`) resolve against the project root, the folder that holds `config/`:
+the config file's folder's parent when that folder is named `config`, else the config file's own folder.
+This holds for the code's defaults, the file's values and relative paths given in OUTREACH_* variables
+alike, so a command run from any folder finds the project's templates. `~` is expanded; absolute paths,
+in-memory and `file:` SQLite databases and other database URLs are kept as written. When there is no config
+file, nothing is resolved: relative paths stay relative to the current directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import json
 import os
 import re
 import tomllib
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
 
 from outreach.core.errors import InputError, Problem
@@ -186,6 +209,9 @@ class Settings:
         return out
 
 
+_HINTS = get_type_hints(Settings)
+
+
 def mask_url(url: str) -> str:
     """`smtp://user:secret@host` -> `smtp://user:***@host`; anything else unchanged (never raises)."""
     parts = urlsplit(url)
@@ -210,88 +236,447 @@ def mask_secrets(text: str, settings: Settings) -> str:
     return text
 
 
-def load_settings(env: Mapping[str, str] | None = None, path: Path | None = None) -> Settings:
-    """Read the config file (if there is one) and the environment into Settings."""
+def load_settings(
+    env: Mapping[str, str] | None = None, path: Path | None = None, *, cwd: Path | None = None
+) -> Settings:
+    """Read the config file (if there is one) and the environment into Settings.
+
+    The file is `path`, else the one `config_file` finds (OUTREACH_CONFIG, else `config/outreach.toml` in
+    `cwd` or the nearest folder above it). Every value is checked against its field's type; every problem of
+    the file and of the environment is raised together in one InputError (nothing is half applied).
+    Relative paths, and a relative SQLite database, resolve against the project root when a file was read
+    (see the module's docstring), else stay relative to the current directory.
+    """
     env = os.environ if env is None else env
     if path is None:
-        path = Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else DEFAULT_CONFIG_PATH
+        path = config_file(env, cwd)
+    elif cwd is not None:
+        path = Path(cwd) / path
     values: dict[str, Any] = {}
-    if path.exists():
-        values.update(_read_toml(path))
-    for f in dataclasses.fields(Settings):
-        name = _ENV_NAMES.get(f.name, "OUTREACH_" + f.name.upper())
-        if name in env:
-            values[f.name] = _from_env(f.name, env[name], name)
-    return Settings(**{k: _coerce(k, v) for k, v in values.items()})
+    problems: list[Problem] = []
+    root: Path | None = None
+    if path is not None:
+        full = Path(os.path.abspath(path))
+        if full.exists():
+            root = project_root(full)
+            file_values, file_problems = _read_toml(full, str(path))
+            values.update(file_values)
+            problems += file_problems
+    for name, spec in _FIELDS.items():
+        if spec.env_name in env:
+            try:
+                values[name] = _from_env(spec, env[spec.env_name])
+            except _BadValue as bad:
+                problems.append(Problem(spec.env_name, None, None, str(bad)))
+    if problems:
+        raise InputError(problems)
+    if root is not None:
+        for name, spec in _FIELDS.items():
+            value = values.get(name, _DEFAULTS.get(name))
+            if spec.kind == "path" and isinstance(value, Path):
+                values[name] = _resolve_path(value, root)
+        values["database_url"] = resolve_sqlite_url(values.get("database_url", _DEFAULTS["database_url"]), root)
+    return Settings(**values)
 
 
-_FIELD_TYPES = {f.name: f for f in dataclasses.fields(Settings)}
+def config_file(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path | None:
+    """The config file settings come from: OUTREACH_CONFIG when set (even if that file does not exist: then
+    there is none, and nothing is searched for), else `config/outreach.toml` in `cwd` or the nearest folder
+    above it (like git looks for `.git`), else None.
+
+    `cwd` is the current directory unless given; the path returned is relative to the current directory
+    like OUTREACH_CONFIG (`config/outreach.toml` when found in it), or absolute when found further up.
+    """
+    env = os.environ if env is None else env
+    base = Path() if cwd is None else Path(cwd)
+    if env.get(CONFIG_ENV):
+        return base / Path(env[CONFIG_ENV]).expanduser()
+    if (base / DEFAULT_CONFIG_PATH).is_file():
+        return base / DEFAULT_CONFIG_PATH
+    for folder in Path(os.path.abspath(base)).parents:
+        if (folder / DEFAULT_CONFIG_PATH).is_file():
+            return folder / DEFAULT_CONFIG_PATH
+    return None
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def project_root(config: Path) -> Path:
+    """The folder relative paths in settings resolve against: the one holding `config/` when the file is
+    `<root>/config/<name>.toml`, else the file's own folder (absolute)."""
+    folder = Path(os.path.abspath(config)).parent
+    return folder.parent if folder.name == "config" else folder
+
+
+def resolve_sqlite_url(url: str, root: Path | None) -> str:
+    """`sqlite:///outreach.db` -> `sqlite:////<root>/outreach.db`; absolute and in-memory SQLite databases,
+    `file:` URIs, other databases and any URL when there is no root are returned unchanged."""
+    match = _SQLITE_URL.match(url)
+    if root is None or match is None:
+        return url
+    prefix, database, query = match.group(1), match.group(2), match.group(3) or ""
+    if not database or database == ":memory:" or database.startswith("file:") or Path(database).is_absolute():
+        return url
+    quoted = str(root).replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+    return f"{prefix}{quoted}/{database}{query}"
+
+
+_SQLITE_URL = re.compile(r"^(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?$", re.DOTALL)
+
+
+def _resolve_path(value: Path, root: Path) -> Path:
+    value = value.expanduser()
+    return value if value.is_absolute() else root / value
+
+
+# -- the fields' types ---------------------------------------------------------------------------------------
+
+# Settings that take one of a few words (the code that reads them refuses anything else).
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "shared_address_service": ("suppress", "send"),
+    "shared_address_marketing": ("suppress", "send"),
+}
+
+_EXPECTED = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "path": "a path (a string)",
+    "strings": "a list of strings",
+    "table": "a table of strings",
+}
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    kind: str  # a key of _EXPECTED, or "choice"
+    optional: bool
+    env_name: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def expected(self) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        return _EXPECTED[self.kind]
+
+
+def _field_spec(name: str, hint: Any) -> _Field:
+    """What a field's annotation asks for; a type this module cannot check is refused at import time."""
+    optional = False
+    if get_origin(hint) in (Union, types.UnionType) and type(None) in get_args(hint):
+        rest = [a for a in get_args(hint) if a is not type(None)]
+        if len(rest) == 1:
+            optional, hint = True, rest[0]
+    origin, args = get_origin(hint), get_args(hint)
+    env_name = _ENV_NAMES.get(name, "OUTREACH_" + name.upper())
+    kind = None
+    choices: tuple[str, ...] = _CHOICES.get(name, ())
+    if origin is Literal and all(isinstance(a, str) for a in args):
+        kind, choices = "choice", tuple(args)
+    elif choices and hint is str:
+        kind = "choice"
+    elif hint in (str, int, float, bool):
+        kind = hint.__name__
+    elif hint is Path:
+        kind = "path"
+    elif origin is tuple and args == (str, Ellipsis):
+        kind = "strings"
+    elif origin in (Mapping, dict) and args == (str, str):
+        kind = "table"
+    if kind is None:
+        raise TypeError(f"Settings.{name}: no check for the type {hint!r}; add one to outreach.core.settings")
+    return _Field(name, kind, optional, env_name, choices)
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings) if f.default is not dataclasses.MISSING}
+_FIELDS = {f.name: _field_spec(f.name, _HINTS[f.name]) for f in dataclasses.fields(Settings)}
+
+
+class _BadValue(ValueError):
+    """A value that does not fit its field; the message says what was expected and what was found."""
+
+
+class _Raw(str):
+    """An environment variable's text, shown in Python's (and the shell's) quotes."""
+
+
+def _show(value: Any) -> str:
+    """A value as the file (or, for a `_Raw` one, the environment) spelled it, shortened."""
+    if isinstance(value, _Raw):
+        text = repr(str(value))
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, int | float):
+        text = repr(value)
+    elif isinstance(value, list):
+        text = "[" + ", ".join(_show(v) for v in value) + "]"
+    elif isinstance(value, dict):
+        return "a table"
+    elif isinstance(value, datetime):
+        return f"the date-time {value.isoformat()}"
+    elif isinstance(value, date):
+        return f"the date {value.isoformat()}"
+    elif isinstance(value, time):
+        return f"the time {value.isoformat()}"
+    else:
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _expected(spec: _Field, value: Any, what: str | None = None) -> _BadValue:
+    return _BadValue(f"expected {what or spec.expected}, got {_show(value)}")
+
+
+# -- the file ------------------------------------------------------------------------------------------------
+
+
+def _read_toml(path: Path, shown: str) -> tuple[dict[str, Any], list[Problem]]:
+    """The file's settings, converted to their fields' types, and every problem found in it."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.reason if isinstance(exc, UnicodeDecodeError) else exc.strerror
+        return {}, [Problem(shown, None, None, f"cannot read the config file: {reason}")]
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         line, col = (int(match.group(1)), int(match.group(2))) if match else (None, None)
-        raise InputError.single(str(path), str(exc).split(" (at line")[0], line, col) from None
-    problems = []
+        return {}, [Problem(shown, line, col, str(exc).split(" (at line")[0])]
+    positions = _key_positions(text)
+
+    def problem(keys: tuple[str, ...], message: str, *, at_value: bool = True) -> Problem:
+        line, col = _locate(positions, keys, at_value)
+        return Problem(shown, line, col, message)
+
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
     for key, value in data.items():
-        if key not in _FIELD_TYPES:
-            problems.append(Problem(str(path), None, None, f"unknown setting {key!r}"))
+        spec = _FIELDS.get(key)
+        if spec is None:
+            problems.append(problem((key,), _unknown(key), at_value=False))
         elif key in _SECRETS:
-            problems.append(
-                Problem(str(path), None, None, f"{key} is a secret: set it in the environment, not in a file")
-            )
+            message = f"{key} is a secret: set it in the environment ({spec.env_name}), not in a file"
+            problems.append(problem((key,), message, at_value=False))
         elif key in _URLS_WITH_CREDENTIALS and isinstance(value, str) and urlsplit(value).password:
-            problems.append(
-                Problem(str(path), None, None, f"{key} holds a password: set it in the environment instead")
-            )
-    if problems:
-        raise InputError(problems)
-    return data
+            message = f"{key} holds a password: set it in the environment ({spec.env_name}) instead"
+            problems.append(problem((key,), message))
+        elif spec.kind == "table" and isinstance(value, dict):
+            bad = [(k, v) for k, v in value.items() if not isinstance(v, str)]
+            for k, v in bad:
+                problems.append(problem((key, k), f"{key}.{k}: expected a string, got {_show(v)}"))
+            if not bad:
+                values[key] = dict(value)
+        else:
+            try:
+                values[key] = _from_toml(spec, value)
+            except _BadValue as exc:
+                # a URL that may hold a password is not repeated
+                shown_exc = f"expected {spec.expected}" if key in _URLS_WITH_CREDENTIALS else str(exc)
+                problems.append(problem((key,), f"{key}: {shown_exc}"))
+    return values, problems
 
 
-def _from_env(key: str, raw: str, env_name: str) -> Any:
-    default = _FIELD_TYPES[key].default
-    if isinstance(default, tuple):
+def _unknown(key: str) -> str:
+    names = list(_FIELDS)
+    normal = key.lower().removeprefix("outreach_")
+    env_named = {spec.env_name.lower(): name for name, spec in _FIELDS.items()}
+    normal = env_named.get(key.lower(), normal)
+    if normal in _SECRETS:
+        return f"unknown setting {key!r}: {normal} is a secret, set it in the environment ({_FIELDS[normal].env_name})"
+    close = [normal] if normal in _FIELDS else difflib.get_close_matches(normal, names, n=1)
+    return f"unknown setting {key!r}" + (f" (did you mean {close[0]}?)" if close else "")
+
+
+def _from_toml(spec: _Field, value: Any) -> Any:
+    kind = spec.kind
+    if kind in ("str", "choice"):
+        if not isinstance(value, str) or (kind == "choice" and value not in spec.choices):
+            raise _expected(spec, value)
+        return value
+    if kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _expected(spec, value)
+        return value
+    if kind == "float":
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise _expected(spec, value)
+        return float(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise _expected(spec, value)
+        return value
+    if kind == "path":
+        if not isinstance(value, str) or not value:
+            raise _expected(spec, value)
+        return Path(value)
+    if kind == "strings":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _expected(spec, value)
+        return tuple(value)
+    # a table whose values are not all strings is reported value by value by the caller
+    raise _expected(spec, value, 'a table of strings (a [section] of key = "text" lines)')
+
+
+# -- where keys are in the file ------------------------------------------------------------------------------
+
+_BARE_KEY = r"[A-Za-z0-9_-]+"
+_SIMPLE_KEY = rf"(?:{_BARE_KEY}|\"(?:[^\"\\]|\\.)*\"|'[^']*')"
+_DOTTED_KEY = rf"{_SIMPLE_KEY}(?:[ \t]*\.[ \t]*{_SIMPLE_KEY})*"
+_HEADER_LINE = re.compile(rf"^([ \t]*\[\[?[ \t]*)({_DOTTED_KEY})[ \t]*\]")
+_KEY_LINE = re.compile(rf"^([ \t]*)({_DOTTED_KEY})[ \t]*=[ \t]*")
+
+# (line, column of the key, column of the value), all 1-based; a table's header has its name's column twice.
+_Position = tuple[int, int, int]
+
+
+def _key_positions(text: str) -> dict[tuple[str, ...], _Position]:
+    """Where each key (as its path of names: `("sms_help", "zh")`) is first written in a TOML document.
+
+    tomllib gives no positions, so the text is scanned line by line: table headers, `key =` lines (dotted
+    keys too), skipping the insides of multi-line strings and arrays. Keys inside inline tables are located
+    at the inline table's key.
+    """
+    positions: dict[tuple[str, ...], _Position] = {}
+    table: tuple[str, ...] = ()
+    state: tuple[str | None, int] = (None, 0)  # open multi-line string delimiter, array/inline-table depth
+    for number, line in enumerate(text.split("\n"), 1):
+        start = 0
+        if state == (None, 0):
+            header = _HEADER_LINE.match(line)
+            if header:
+                table = _split_key(header.group(2))
+                col = len(header.group(1)) + 1
+                for i in range(1, len(table) + 1):
+                    positions.setdefault(table[:i], (number, col, col))
+                continue
+            key = _KEY_LINE.match(line)
+            if key:
+                path = table + _split_key(key.group(2))
+                place = (number, len(key.group(1)) + 1, key.end() + 1)
+                for i in range(len(table) + 1, len(path) + 1):
+                    positions.setdefault(path[:i], place)
+                start = key.end()
+        state = _scan(line, start, state)
+    return positions
+
+
+def _split_key(dotted: str) -> tuple[str, ...]:
+    parts = []
+    for part in re.findall(_SIMPLE_KEY, dotted):
+        if part.startswith('"'):
+            try:
+                part = tomllib.loads(f"k = {part}")["k"]
+            except tomllib.TOMLDecodeError:
+                part = part[1:-1]
+        elif part.startswith("'"):
+            part = part[1:-1]
+        parts.append(part)
+    return tuple(parts)
+
+
+def _scan(line: str, start: int, state: tuple[str | None, int]) -> tuple[str | None, int]:
+    """The state after `line` from `start`: whether a multi-line string is still open, how many brackets."""
+    open_string, depth = state
+    i = start
+    while i < len(line):
+        if open_string is not None:
+            end = line.find(open_string, i)
+            if end < 0:
+                return open_string, depth
+            i, open_string = end + 3, None
+            continue
+        c = line[i]
+        if c == "#":
+            break
+        if c in "\"'":
+            if line.startswith(c * 3, i):
+                open_string, i = c * 3, i + 3
+                continue
+            i += 1
+            while i < len(line) and line[i] != c:
+                i += 2 if c == '"' and line[i] == "\\" else 1
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+        i += 1
+    return open_string, depth
+
+
+def _locate(
+    positions: dict[tuple[str, ...], _Position], keys: tuple[str, ...], at_value: bool
+) -> tuple[int | None, int | None]:
+    for i in range(len(keys), 0, -1):
+        place = positions.get(keys[:i])
+        if place is not None:
+            line, key_col, value_col = place
+            return line, value_col if at_value and i == len(keys) else key_col
+    return None, None
+
+
+# -- the environment -----------------------------------------------------------------------------------------
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _from_env(spec: _Field, raw: str) -> Any:
+    """A variable's value as its field's type; an empty variable unsets an optional setting."""
+    kind = spec.kind
+    if spec.optional and raw == "":
+        return None
+    if kind == "str":
+        return raw
+    if kind == "choice":
+        if raw.strip() not in spec.choices:
+            raise _expected(spec, _Raw(raw))
+        return raw.strip()
+    if kind == "strings":
         return tuple(c.strip() for c in raw.split(",") if c.strip())
-    if key == "provider_rates":
-        return _rates_from_env(raw, env_name)
-    if isinstance(default, bool):
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if isinstance(default, int):
+    if kind == "table":
+        return _table_from_env(spec, raw)
+    if kind == "bool":
+        word = raw.strip().lower()
+        if word not in _TRUE | _FALSE:
+            raise _expected(spec, _Raw(raw), "true or false (1/0, yes/no, on/off)")
+        return word in _TRUE
+    if kind == "int":
         try:
             return int(raw)
         except ValueError:
-            raise InputError.single(env_name, f"expected an integer, got {raw!r}") from None
-    if isinstance(default, float):
+            raise _expected(spec, _Raw(raw)) from None
+    if kind == "float":
         try:
             return float(raw)
         except ValueError:
-            raise InputError.single(env_name, f"expected a number, got {raw!r}") from None
-    return raw or None
+            raise _expected(spec, _Raw(raw)) from None
+    # a path
+    if not raw.strip():
+        raise _expected(spec, _Raw(raw), "a path")
+    return Path(raw)
 
 
-def _coerce(key: str, value: Any) -> Any:
-    default = _FIELD_TYPES[key].default
-    if isinstance(default, Path) and value is not None:
-        return Path(value)
-    if isinstance(default, tuple):
-        return tuple(value)
-    if key == "provider_rates":
-        return dict(value or {})
-    return value
-
-
-def _rates_from_env(raw: str, env_name: str) -> dict[str, str]:
-    """`sms=100/s,email=500/s` -> {"sms": "100/s", "email": "500/s"} (the rates are checked where used)."""
-    rates: dict[str, str] = {}
+def _table_from_env(spec: _Field, raw: str) -> dict[str, str]:
+    """`sms=100/s,email=500/s` -> {"sms": "100/s", "email": "500/s"}, or a JSON object of strings (for texts
+    with commas: `{"en": "Reply STOP, or call us"}`). Rates are checked where they are used."""
+    if raw.lstrip().startswith("{"):
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise _BadValue(f"not a JSON object: {exc}") from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise _expected(spec, _Raw(raw), 'a JSON object of strings like {"en": "..."}')
+        return data
+    table: dict[str, str] = {}
     for pair in (p.strip() for p in raw.split(",")):
         if not pair:
             continue
-        channel, equals, rate = pair.partition("=")
-        if not equals or not channel.strip() or not rate.strip():
-            raise InputError.single(env_name, f"{pair!r}: write channel=rate pairs like sms=100/s,email=500/s")
-        rates[channel.strip()] = rate.strip()
-    return rates
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip() or not value.strip():
+            raise _BadValue(f"{pair!r}: write key=value pairs like sms=100/s,email=500/s (or a JSON object)")
+        table[key.strip()] = value.strip()
+    return table
