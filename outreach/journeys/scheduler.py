@@ -162,7 +162,7 @@ def run_scheduler(settings: Settings, engine: Engine, transport: Transport, stop
         timezone="UTC",
     )
     scheduler.add_job(
-        "outreach.scheduler:guarded_tick_job",
+        "outreach.journeys.scheduler:guarded_tick_job",
         "interval",
         seconds=settings.scheduler_interval,
         id="outreach-tick",
