@@ -9,12 +9,15 @@ are not implemented and get the stdlib's 501). The test decides which answers it
         server.reject("+15005550001", 21211)     # this number always fails with 21211 (400)
         server.fail_next(2, 20429)               # the next two requests answer 429
         server.delay = 2.0                       # every answer waits two seconds (the message is still created)
+        server.gather(6)                         # answers wait until six requests are waiting together
         ...
         server.sent_to("+15005550006")           # accepted messages for that number
         server.recorded()                        # every request, with the answer it got
+        server.max_in_flight                     # the most requests that were waiting for answers at once
 
 A message is recorded as soon as it is accepted, even when its answer is delayed past the client's timeout:
-that is what Twilio does (a send whose answer was lost may still have gone out).
+that is what Twilio does (a send whose answer was lost may still have gone out). A client that hangs up
+while its answer is held back gets none, and its request is marked `abandoned`.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from urllib.parse import parse_qs
 import requests
 from twilio.request_validator import RequestValidator
 
-from tests.loopback_http import LoopbackHandler, LoopbackServer
+from tests.loopback_http import Answer, LoopbackHandler, LoopbackServer
 
 API_VERSION = "2010-04-01"
 _MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Messages\.json$")
@@ -91,6 +94,8 @@ class RecordedRequest:
     username: str | None
     status: int = 0
     code: int | None = None
+    # The client hung up while its answer was held back (`delay`): it gave up waiting, and got no answer.
+    abandoned: bool = False
 
 
 @dataclass
@@ -102,7 +107,8 @@ class Behaviour:
     # Answer the next `failures` authenticated requests with `failure_code` (20429 -> 429, 20500 -> 500, ...).
     failures: int = 0
     failure_code: int = 20429
-    # Seconds to wait before answering (after the message was created, as when an answer is slow or lost).
+    # Seconds to wait before answering (after the message was created, as when an answer is slow or lost);
+    # the wait ends when the client hangs up.
     delay: float = 0.0
 
 
@@ -288,9 +294,12 @@ def _make_handler(server: TwilioServer) -> type[LoopbackHandler]:
             with server.lock:
                 server.requests.append(request)
                 delay = server.behaviour.delay
-            if not server.answer_after(delay):
+            answer = server.wait_to_answer(delay, self.connection)
+            if answer is not Answer.SEND:
+                with server.lock:
+                    request.abandoned = answer is Answer.HUNG_UP
                 self.close_connection = True
-                return  # shutting down: drop the answer
+                return  # the client gave up, or the server is shutting down: no answer
             headers = {"Twilio-Request-Id": "RQ" + uuid.uuid4().hex}
             if status == HTTPStatus.UNAUTHORIZED:
                 headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'

@@ -13,8 +13,12 @@ id), a new token leaves the older ones valid for five minutes, and `\\uXXXX` esc
         server.fail_next_http(1, 502)            # the next request (either endpoint): a bare 502
         server.expire_tokens()                   # every token issued so far: 42001 from now on
         server.delay = 2.0                       # sends answer after two seconds (the message still goes out)
+        server.gather(8)                         # sends are answered once eight are waiting together
         server.expires_in = 1                    # tokens issued from now on last one second
         server.tokens_issued(), server.sent_to(openid), server.recorded()
+
+A client that hangs up while its answer is held back (`delay`, `token_delay`) gets none, and its request is
+marked `abandoned`.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.loopback_http import LoopbackHandler, LoopbackServer
+from tests.loopback_http import Answer, LoopbackHandler, LoopbackServer
 
 TOKEN_PATH = "/cgi-bin/token"
 SEND_PATH = "/cgi-bin/message/custom/send"
@@ -78,6 +82,8 @@ class RecordedRequest:
     body: Any
     status: int = 200
     errcode: int | None = None
+    # The client hung up while its answer was held back (`delay`, `token_delay`): it got no answer.
+    abandoned: bool = False
 
 
 @dataclass
@@ -236,9 +242,13 @@ def _make_handler(server: WeChatServer) -> type[LoopbackHandler]:
                 request.status = 404
                 return self.reply(404, b"<html><body>404 Not Found</body></html>", _HTML)
             request.errcode = int(payload.get("errcode", 0))
-            if not server.answer_after(delay):
+            # Only sends take part in a gathering: a token request is answered without waiting for others.
+            answer = server.wait_to_answer(delay, self.connection, gathered=parts.path == SEND_PATH)
+            if answer is not Answer.SEND:
+                with server.lock:
+                    request.abandoned = answer is Answer.HUNG_UP
                 self.close_connection = True
-                return  # shutting down: drop the answer
+                return  # the client gave up, or the server is shutting down: no answer
             self.reply(200, json.dumps(payload, ensure_ascii=False).encode("utf-8"), _JSON)
 
         do_GET = do_POST = _handle

@@ -23,7 +23,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -176,9 +176,12 @@ class RedisLimiter:
 
 
 class LocalLimiter:
-    """The same limiters for the in-process broker: shared by the threads of this process only."""
+    """The same limiters for the in-process broker: shared by the threads of this process only.
 
-    def __init__(self) -> None:
+    `clock` is the limiter's clock (seconds, monotonic); a test may give one it moves itself."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._due: dict[str, float] = {}
         self._tickets: dict[tuple[str, str], tuple[float, int]] = {}
@@ -186,7 +189,7 @@ class LocalLimiter:
     def reserve(self, limit: Limit, count: int, ticket: str) -> Grant:
         interval = limit.rate.interval
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             tat = self._due.get(limit.key, 0.0)
             held = self._tickets.pop((limit.key, ticket), None)
             if held is not None and held[0] + limit.rate.tolerance >= now and held[1] >= count:
@@ -203,7 +206,7 @@ class LocalLimiter:
 
     def refund(self, limit: Limit, count: int) -> None:
         with self._lock:
-            now, tat = time.monotonic(), self._due.get(limit.key, 0.0)
+            now, tat = self._clock(), self._due.get(limit.key, 0.0)
             if tat > now:
                 self._due[limit.key] = max(now, tat - count * limit.rate.interval)
 
@@ -235,11 +238,14 @@ class Throttles:
     """What a worker needs to pace rows: the limits each (campaign, channel) is under, and the limiter.
 
     Campaign throttles come from the `campaigns` table (the planner writes them) and are remembered for
-    CAMPAIGN_CACHE_SECONDS; provider rates come from the settings.
+    CAMPAIGN_CACHE_SECONDS on `clock` (monotonic seconds); provider rates come from the settings.
     """
 
-    def __init__(self, settings: Settings, limiter: Limiter | None = None) -> None:
+    def __init__(
+        self, settings: Settings, limiter: Limiter | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.settings = settings
+        self.clock = clock
         self.limiter = limiter or make_limiter(settings)
         self.horizon = max(0.1, settings.throttle_horizon)
         self._providers = provider_limits(settings)
@@ -252,7 +258,7 @@ class Throttles:
         return [limit for limit in found if limit is not None]
 
     def _campaign_limit(self, engine: Engine, campaign_id: str) -> Limit | None:
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             cached = self._campaigns.get(campaign_id)
         if cached is not None and cached[0] > now:

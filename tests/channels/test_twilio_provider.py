@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -207,32 +207,45 @@ def test_refused_connection_is_transient() -> None:
         assert "secret-token-value" not in (result.error or "")
 
 
-def test_answer_slower_than_the_timeout_is_transient(twilio: TwilioServer) -> None:
-    twilio.delay = 3.0
-    started = time.monotonic()
-    results = send(settings_for(twilio, twilio_timeout=0.5), message(1, "+4915112345671"))
-    elapsed = time.monotonic() - started
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Poll `check` until it holds; the deadline only stops the waiting (it measures nothing)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
 
-    assert results[1].outcome is Outcome.TRANSIENT
+
+def test_answer_slower_than_the_timeout_is_transient(twilio: TwilioServer) -> None:
+    """The client gives up on its own timeout: the server would hold the answer for 30 s, far past the
+    client's 0.5 s, and sees the client hang up before any answer went out. Without the timeout the answer
+    would arrive and the send would be SENT (and not abandoned); no clock is read to tell."""
+    twilio.delay = 30.0
+    results = send(settings_for(twilio, twilio_timeout=0.5), message(1, "+4915112345671"))
+
+    assert results[1].outcome is Outcome.TRANSIENT and results[1].error_code == "timeout"
+    assert "no answer from Twilio within 0.5s" in (results[1].error or "")
     assert "may have been sent" in (results[1].error or "")
-    assert elapsed < 2.5
+    [request] = twilio.recorded()
+    wait_until(lambda: request.abandoned, "the server to see the client hang up")
     # Twilio created the message even though its answer never arrived: the `unknown` state.
     assert len(twilio.sent_to("+4915112345671")) == 1
 
 
 def test_messages_are_sent_concurrently(twilio: TwilioServer) -> None:
-    twilio.delay = 0.3
+    """Up to `send_concurrency` requests are at Twilio at once, and never more: the server holds each answer
+    until six requests are waiting together (two rounds of six for twelve messages). A client sending one by
+    one would never have six out; its requests would be answered only after the server gave up gathering
+    (10 s, past the client's 5 s timeout) and `max_in_flight` would stay 1. (A client ignoring the limit
+    mostly shows more than six waiting at once, but not always: the upper bound is a bonus, not the point.)"""
+    twilio.gather(6)
     numbers = [f"+491511234{i:04d}" for i in range(12)]
-    started = time.monotonic()
     results = send(settings_for(twilio, send_concurrency=6), *(message(i, to) for i, to in enumerate(numbers)))
-    elapsed = time.monotonic() - started
 
     assert all(r.outcome is Outcome.SENT for r in results.values())
     assert len({r.provider_id for r in results.values()}) == len(numbers)
     for to in numbers:
         assert len(twilio.sent_to(to)) == 1
-    # 12 answers of 0.3 s each, 6 at a time: about 0.6 s, far less than the 3.6 s one by one.
-    assert elapsed < 2.5
+    assert twilio.max_in_flight == 6
 
 
 def test_empty_batch_sends_nothing(twilio: TwilioServer) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import pytest
 from outreach.channels import check_providers, make_provider
 from outreach.channels.base import Outcome, OutgoingMessage, SendResult
 from outreach.channels.outbox import OutboxProvider
-from outreach.channels.wechat import WeChatProvider, is_window_closed
+from outreach.channels.wechat import TokenCache, WeChatProvider, is_window_closed
 from outreach.core.errors import InputError
 from outreach.core.settings import Settings, load_settings
 from tests.services import free_port
@@ -90,15 +90,42 @@ def test_token_is_cached_across_batches_providers_and_threads(wechat: WeChatServ
     assert len(wechat.accepted()) == 15
 
 
-def test_token_is_fetched_again_before_it_expires(wechat: WeChatServer) -> None:
-    wechat.expires_in = 1
-    settings = settings_for(wechat)
-    assert send(settings, message(1, new_openid()))[1].outcome is Outcome.SENT
-    time.sleep(1.0)  # the token has 1 s; it is refreshed a tenth of its life early, never used expired
-    assert send(settings, message(2, new_openid()))[2].outcome is Outcome.SENT
+class FakeClock:
+    """A monotonic clock that moves only when the test says so."""
 
-    assert len(wechat.tokens_issued()) == 2
-    assert [r.errcode for r in wechat.recorded(SEND_PATH)] == [0, 0]
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(("expires_in", "refresh_after"), [(7200, 6900), (100, 90)])
+def test_token_is_fetched_again_before_it_expires(wechat: WeChatServer, expires_in: int, refresh_after: float) -> None:
+    """On the token cache's own (injected) clock: a token is used until REFRESH_MARGIN (300 s), or a tenth of
+    its life if that is shorter, before it expires, and fetched again from that moment on; never used expired.
+    Fails if the refresh comes a moment early (a second token at `refresh_after - 0.1`) or late (still the
+    first token at `refresh_after`)."""
+    wechat.expires_in = expires_in
+    clock = FakeClock()
+    provider = WeChatProvider(settings_for(wechat), tokens=TokenCache(clock))
+
+    def sent() -> Outcome:
+        [result] = asyncio.run(provider.send_many([message(1, new_openid())]))
+        return result.outcome
+
+    assert sent() is Outcome.SENT
+    clock.now += refresh_after - 0.1
+    assert sent() is Outcome.SENT
+    clock.now += 0.1
+    assert sent() is Outcome.SENT
+
+    first, second = wechat.tokens_issued()
+    assert [(r.query["access_token"], r.errcode) for r in wechat.recorded(SEND_PATH)] == [
+        (first, 0),
+        (first, 0),
+        (second, 0),
+    ]
 
 
 @pytest.mark.parametrize("errcode", [42001, 40001])
@@ -136,7 +163,7 @@ def test_many_sends_refused_at_once_share_one_new_token(wechat: WeChatServer) ->
     settings = settings_for(wechat, send_concurrency=8)
     send(settings, message(0, new_openid()))
     wechat.expire_tokens()
-    wechat.delay = 0.2  # all eight are at WeChat with the expired token before any answer comes back
+    wechat.gather(8)  # all eight are at WeChat with the expired token before any answer comes back
 
     results = send(settings, *(message(i, new_openid()) for i in range(1, 9)))
 
@@ -215,25 +242,42 @@ def test_token_endpoint_busy_or_unreachable_is_transient_and_masked(wechat: WeCh
     assert wechat.app_secret not in (refused.error or "")
 
 
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Poll `check` until it holds; the deadline only stops the waiting (it measures nothing)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
 def test_a_slow_send_is_transient_and_may_have_been_sent(wechat: WeChatServer) -> None:
+    """The client gives up on its own 0.5 s timeout: the server would hold the answer for 30 s and sees the
+    client hang up before any answer went out. Without the timeout the answer would come and the send be
+    SENT (and not abandoned); no clock is read to tell."""
     settings = settings_for(wechat, wechat_timeout=0.5)
     send(settings, message(0, new_openid()))
-    wechat.delay = 2.0
+    wechat.delay = 30.0
     openid = new_openid()
-    started = time.monotonic()
     results = send(settings, message(1, openid))
 
-    assert time.monotonic() - started < 1.5
-    assert results[1].outcome is Outcome.TRANSIENT and "within 0.5s" in (results[1].error or "")
+    assert results[1].outcome is Outcome.TRANSIENT and results[1].error_code == "timeout"
+    assert "no answer from WeChat (send) within 0.5s" in (results[1].error or "")
     assert "may have been sent" in (results[1].error or "")
+    [_, late] = wechat.recorded(SEND_PATH)
+    wait_until(lambda: late.abandoned, "the server to see the client hang up")
     assert len(wechat.sent_to(openid)) == 1  # WeChat took it; only the answer was late
 
 
 def test_a_slow_token_endpoint_is_transient_and_nothing_is_sent(wechat: WeChatServer) -> None:
-    wechat.token_delay = 2.0
+    """As above for the token request: the client hangs up on it after 0.5 s (the server would take 30 s),
+    and with no token nothing is sent."""
+    wechat.token_delay = 30.0
     results = send(settings_for(wechat, wechat_timeout=0.5), message(1, new_openid()))
 
-    assert results[1].outcome is Outcome.TRANSIENT and "no answer from WeChat (token)" in (results[1].error or "")
+    assert results[1].outcome is Outcome.TRANSIENT and results[1].error_code == "timeout"
+    assert "no answer from WeChat (token) within 0.5s" in (results[1].error or "")
+    [token_request] = wechat.recorded(TOKEN_PATH)
+    wait_until(lambda: token_request.abandoned, "the server to see the client hang up")
     assert wechat.recorded(SEND_PATH) == []
 
 
