@@ -13,6 +13,7 @@ from outreach.core.errors import InputError
 from outreach.customers import profiles
 from outreach.customers.importer import import_customers
 from outreach.customers.profile_upsert import ImportSummary
+from outreach.store.rows import ConsentRow, CustomerRow, TimelineEvent
 
 app = typer.Typer(help="Customer profiles: import them, look at one.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -121,7 +122,7 @@ def show(
     _print_profile(customer, consents, timeline)
 
 
-def _print_profile(customer: dict[str, Any], consents: list[dict[str, Any]], timeline: list[dict[str, Any]]) -> None:
+def _print_profile(customer: CustomerRow, consents: list[ConsentRow], timeline: list[TimelineEvent]) -> None:
     console.print(f"[bold]{customer['id']}[/]  {customer.get('name') or ''}", highlight=False)
     for key in ("email", "phone", "country", "locale", "timezone"):
         value = customer.get(key)

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from outreach.store.database import utcnow
 from outreach.store.events import add_events, event_row
 from outreach.store.fields import ADDRESS_FIELDS, AttributeType, invalid_reason
+from outreach.store.rows import ConsentRow, CustomerRow, TimelineEvent, consent_row, customer_row, timeline_event
 from outreach.store.schema import attribute_types, consents, customers, events
 
 ConsentStatus = Literal["granted", "revoked"]
@@ -41,18 +42,18 @@ def consent_block_reason(purpose: str, status: str | None) -> str | None:
     return None
 
 
-def get_customer(conn: Connection, customer_id: str) -> dict[str, Any] | None:
+def get_customer(conn: Connection, customer_id: str) -> CustomerRow | None:
     row = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).mappings().first()
-    return dict(row) if row else None
+    return customer_row(row) if row else None
 
 
-def customer_consents(conn: Connection, customer_id: str) -> list[dict[str, Any]]:
+def customer_consents(conn: Connection, customer_id: str) -> list[ConsentRow]:
     rows = conn.execute(
         sa.select(consents)
         .where(consents.c.customer_id == customer_id)
         .order_by(consents.c.channel, consents.c.purpose)
     ).mappings()
-    return [dict(r) for r in rows]
+    return [consent_row(r) for r in rows]
 
 
 def consent_map(
@@ -126,11 +127,11 @@ def set_consent(
     return True
 
 
-def timeline(conn: Connection, customer_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+def timeline(conn: Connection, customer_id: str, limit: int | None = None) -> list[TimelineEvent]:
     query = sa.select(events).where(events.c.customer_id == customer_id).order_by(events.c.at, events.c.id)
     if limit:
         query = query.limit(limit)
-    return [dict(r) for r in conn.execute(query).mappings()]
+    return [timeline_event(r) for r in conn.execute(query).mappings()]
 
 
 def attribute_catalog(conn: Connection) -> dict[str, AttributeType]:

@@ -9,7 +9,9 @@ customer who revoked service messages on that channel is not written to; an unus
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -60,9 +62,10 @@ def send_reply(
     now = utcnow()
     address_field, flag_field = ADDRESS_FIELDS[channel]
     with engine.begin() as conn:
-        customer = get_customer(conn, customer_id)
-        if customer is None:
+        found = get_customer(conn, customer_id)
+        if found is None:
             raise InputError.single(customer_id, "no customer with this id")
+        customer: Mapping[str, Any] = found  # read by the channel's column names
         address = customer.get(address_field)
         window_open = channel not in REPLY_WINDOWS or bool(open_windows(conn, [customer_id], [channel], now))
         consent = consent_status(conn, customer_id, channel, "service")

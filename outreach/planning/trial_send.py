@@ -11,7 +11,6 @@ to a link that unsubscribes nobody: whoever clicks it in the test message must n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -33,6 +32,7 @@ from outreach.segments.syntax import SegmentError
 from outreach.store import audit
 from outreach.store.database import utcnow
 from outreach.store.ledger import INTERNAL, new_row, queue_one
+from outreach.store.rows import CustomerRow
 from outreach.store.schema import customers
 
 PREFIX = "test:"
@@ -93,7 +93,7 @@ def _address(channel: str, raw: str) -> str:
     return address
 
 
-def _customer(engine: Engine, loaded: LoadedCampaign, settings: Settings, customer_id: str | None) -> dict[str, Any]:
+def _customer(engine: Engine, loaded: LoadedCampaign, settings: Settings, customer_id: str | None) -> CustomerRow:
     if customer_id is not None:
         with engine.connect() as conn:
             found = get_customer(conn, customer_id)
