@@ -51,7 +51,7 @@ def run_demo(base: Settings, console: Console, folder: Path = DEMO_DIR) -> list[
     """Import the sample customers, run every example campaign that runs on demand, return their reports."""
     from rich.progress import Progress, TaskID
 
-    from workers.broker import setup
+    from workers.broker import running_workers
 
     if folder.exists():
         shutil.rmtree(folder)
@@ -71,22 +71,19 @@ def run_demo(base: Settings, console: Console, folder: Path = DEMO_DIR) -> list[
     files = find_campaign_files([cfg.campaigns_dir])
     campaigns = [c for c in load_campaigns(files, cfg, catalog) if c.campaign.trigger is None]
     console.print(f"validated {len(files)} campaign files in {cfg.campaigns_dir}/", highlight=False)
-    handle = setup(cfg, engine)
     reports = []
-    try:
-        with Progress(console=console) as bar:
-            for loaded in campaigns:
-                task = bar.add_task(f"{loaded.id}: planning", total=None)
+    # The worker threads start with the first drain: each campaign is planned, then delivered.
+    with running_workers(cfg, engine, start=False) as handle, Progress(console=console) as bar:
+        for loaded in campaigns:
+            task = bar.add_task(f"{loaded.id}: planning", total=None)
 
-                def advance(done: int, total: int, task: TaskID = task) -> None:
-                    bar.update(task, completed=done, total=total)
+            def advance(done: int, total: int, task: TaskID = task) -> None:
+                bar.update(task, completed=done, total=total)
 
-                plan_campaign(engine, loaded, cfg, "demo", dry_run=False, transport=handle.transport, progress=advance)
-                bar.update(task, description=f"{loaded.id}: delivering")
-                handle.drain()
-                bar.update(task, description=f"{loaded.id}: done")
-    finally:
-        handle.close()
+            plan_campaign(engine, loaded, cfg, "demo", dry_run=False, transport=handle.transport, progress=advance)
+            bar.update(task, description=f"{loaded.id}: delivering")
+            handle.drain()
+            bar.update(task, description=f"{loaded.id}: done")
     answered = _simulated_replies(engine, cfg)
     console.print(
         f"filed {answered} simulated SMS replies (3 survey scores, an opt-out, a question) as `outreach serve` "

@@ -154,7 +154,7 @@ def pipeline(
 ) -> Iterator[Any]:
     """The engine wired to a real SMTP server and the Twilio-like server, in-process broker, on both stores."""
     from tests.pipeline import Pipeline
-    from workers.broker import setup
+    from workers.broker import running_workers
 
     settings = make_settings(
         store_url,
@@ -168,11 +168,10 @@ def pipeline(
         **pipeline_overrides,
     )
     engine = open_store(store_url)
-    handle = setup(settings, engine)
     folder = tmp_path / "work"
     folder.mkdir()
-    yield Pipeline(settings, engine, handle, folder)
-    handle.close()
+    with running_workers(settings, engine, start=False) as handle:
+        yield Pipeline(settings, engine, handle, folder)
     engine.dispose()
 
 

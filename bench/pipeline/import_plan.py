@@ -15,7 +15,7 @@ from outreach.core.settings import Settings
 from outreach.customers.importer import import_customers
 from outreach.customers.profiles import attribute_catalog
 from outreach.planning.planner import plan_campaign
-from workers.broker import setup
+from workers.broker import running_workers
 
 OCCURRENCE = "bench"
 
@@ -39,14 +39,12 @@ def run_plan(engine: Engine, settings: Settings, folder: Path) -> Phase:
     with engine.connect() as conn:
         catalog = attribute_catalog(conn)
     loaded = load_campaign(path, settings, catalog)
-    handle = setup(settings, engine)
-    try:
+    # Redis: planning only enqueues; `outreach worker` delivers in the next phase.
+    with running_workers(settings, engine, start=False) as handle:
         log("planning and enqueueing ...")
         start = time.perf_counter()
         plan = plan_campaign(engine, loaded, settings, OCCURRENCE, dry_run=False, transport=handle.transport)
         seconds = time.perf_counter() - start
-    finally:
-        handle.close()
     suppressed = sum(sum(s.suppressed.values()) for s in plan.steps)
     if suppressed:
         raise RuntimeError(f"the planner suppressed {suppressed} customers: {[dict(s.suppressed) for s in plan.steps]}")

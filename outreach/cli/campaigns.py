@@ -170,46 +170,40 @@ def run(
 
     With the in-process broker (stub://) this command delivers before it returns, as with --wait. Messages
     deferred by quiet hours are not waited for (`outreach scheduler` sends them when the hours end)."""
-    from workers.broker import setup
+    from workers.broker import running_workers
 
     cfg = settings()
     engine = store(cfg)
     loaded = _load(engine, file, cfg)
     check_occurrence(occurrence)
     check_runnable(loaded)
-    handle = setup(cfg, engine)
-    if handle.in_process:
-        handle.start_worker()
-    waited = handle.in_process or wait
-    try:
-        with progress_bar() as bar:
-            task = bar.add_task(f"planning {loaded.id}", total=None)
+    with running_workers(cfg, engine) as handle, progress_bar() as bar:
+        waited = handle.in_process or wait
+        task = bar.add_task(f"planning {loaded.id}", total=None)
 
-            def advance(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
 
-            result = plan_campaign(
-                engine, loaded, cfg, occurrence, dry_run=False, transport=handle.transport, progress=advance
-            )
-            if handle.in_process:
-                failure: list[BaseException] = []
+        result = plan_campaign(
+            engine, loaded, cfg, occurrence, dry_run=False, transport=handle.transport, progress=advance
+        )
+        if handle.in_process:
+            failure: list[BaseException] = []
 
-                def deliver() -> None:
-                    try:
-                        handle.drain()
-                    except BaseException as exc:  # re-raised below, in this thread
-                        failure.append(exc)
+            def deliver() -> None:
+                try:
+                    handle.drain()
+                except BaseException as exc:  # re-raised below, in this thread
+                    failure.append(exc)
 
-                delivering = threading.Thread(target=deliver, name="in-process delivery", daemon=True)
-                delivering.start()
-                _watch(engine, loaded.id, occurrence, bar, "delivering (in-process)", delivering.is_alive)
-                delivering.join()
-                if failure:
-                    raise failure[0]
-            elif wait:
-                _watch(engine, loaded.id, occurrence, bar, "waiting for workers", lambda: True)
-    finally:
-        handle.close()
+            delivering = threading.Thread(target=deliver, name="in-process delivery", daemon=True)
+            delivering.start()
+            _watch(engine, loaded.id, occurrence, bar, "delivering (in-process)", delivering.is_alive)
+            delivering.join()
+            if failure:
+                raise failure[0]
+        elif wait:
+            _watch(engine, loaded.id, occurrence, bar, "waiting for workers", lambda: True)
     _print_plan(result)
     with engine.connect() as conn:
         report = campaign_report(conn, loaded.id, occurrence)
@@ -248,25 +242,19 @@ def test_send(
     its unsubscribe link unsubscribes nobody. Exit 1 when it was not sent."""
     from outreach.planning.trial_send import send_test
     from outreach.store import audit
-    from workers.broker import setup
+    from workers.broker import running_workers
 
     cfg = settings()
     engine = store(cfg)
     loaded = _load(engine, file, cfg)
-    handle = setup(cfg, engine)
-    if handle.in_process:
-        handle.start_worker()
-    try:
+    with running_workers(cfg, engine) as handle:
         sent = send_test(
             engine, loaded, cfg, to, customer_id=as_customer, step_id=step, channel=channel, variant=variant,
             actor=by or audit.default_actor(),
         )  # fmt: skip
         handle.transport.enqueue([sent.delivery_id])
-        if handle.in_process:
-            handle.drain()
+        handle.deliver_in_process()
         status = _wait_for_row(engine, sent.delivery_id, timeout)
-    finally:
-        handle.close()
     who = f"step {sent.step_id} by {sent.channel} to {sent.to}, rendered for {sent.customer_id}"
     if sent.variant:
         who += f" (variant {sent.variant})"

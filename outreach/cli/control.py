@@ -32,19 +32,13 @@ def pause(campaign_id: CampaignId, by: By = None, reason: Reason = None) -> None
 def resume(campaign_id: CampaignId, by: By = None, reason: Reason = None) -> None:
     """Send a paused (or cancelled) campaign's queued messages again."""
     from outreach.delivery.campaign_control import resume as do_resume
-    from workers.broker import setup
+    from workers.broker import running_workers
 
     cfg = settings()
     engine = store(cfg)
-    handle = setup(cfg, engine)
-    if handle.in_process:
-        handle.start_worker()
-    try:
+    with running_workers(cfg, engine) as handle:
         result = do_resume(engine, campaign_id, handle.transport, cfg.batch_size, by or audit.default_actor(), reason)
-        if handle.in_process:
-            handle.drain()
-    finally:
-        handle.close()
+        handle.deliver_in_process()
     console.print(f"{campaign_id} resumed: {result.rows} queued messages handed to the workers", highlight=False)
 
 
@@ -148,7 +142,7 @@ def reply(
     """Reply to one customer through the ledger and the workers (WhatsApp/WeChat only inside their window).
     It answers their open conversation."""
     from outreach.inbound.operator_reply import reply_from_template, reply_status, send_reply
-    from workers.broker import setup
+    from workers.broker import running_workers
 
     if (text is None) == (template is None):
         raise InputError.single("TEXT", "give the reply as TEXT or as --template NAME, not both")
@@ -159,17 +153,11 @@ def reply(
         rendered = reply_from_template(engine, cfg, customer_id, channel, template)
         text, subject, html = rendered.body, subject or rendered.subject, rendered.html
     assert text is not None
-    handle = setup(cfg, engine)
-    if handle.in_process:
-        handle.start_worker()
-    try:
+    with running_workers(cfg, engine) as handle:
         delivery_id = send_reply(
             engine, handle.transport, customer_id, channel, text, by or audit.default_actor(), subject, html
         )
-        if handle.in_process:
-            handle.drain()
-    finally:
-        handle.close()
+        handle.deliver_in_process()
     console.print(
         f"reply {delivery_id} to {customer_id} by {channel}: {reply_status(engine, delivery_id)}", highlight=False
     )

@@ -128,19 +128,13 @@ def escalate() -> None:
     """Escalate now the complaints nobody answered in time (the scheduler does this on every tick)."""
     from outreach.inbound.escalation import escalate_due
     from outreach.store.database import utcnow
-    from workers.broker import setup
+    from workers.broker import running_workers
 
     cfg = settings()
     if not cfg.service_email:
         raise InputError.single("OUTREACH_SERVICE_EMAIL", "no service address to escalate to")
     engine = store(cfg)
-    handle = setup(cfg, engine)
-    if handle.in_process:
-        handle.start_worker()
-    try:
+    with running_workers(cfg, engine) as handle:
         rows = escalate_due(engine, cfg, handle.transport, utcnow())
-        if handle.in_process:
-            handle.drain()
-    finally:
-        handle.close()
+        handle.deliver_in_process()
     console.print(f"{len(rows)} conversations escalated to {cfg.service_email}", highlight=False)

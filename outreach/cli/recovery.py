@@ -26,7 +26,7 @@ def sweep(
     """Re-enqueue queued rows the workers never took; sending rows past the limit become unknown (then their
     campaign's on_unknown: hold or resend); release deferred rows that are due."""
     from outreach.delivery.sweep import sweep as do_sweep
-    from workers.broker import setup
+    from workers.broker import running_workers
 
     cfg = settings()
     text, where = (older_than, "--older-than") if older_than is not None else (cfg.sweep_after, "sweep_after")
@@ -35,15 +35,9 @@ def sweep(
     except ValueError as exc:
         raise InputError.single(where, str(exc)) from None
     engine = store(cfg)
-    handle = setup(cfg, engine)
-    if handle.in_process:
-        handle.start_worker()
-    try:
+    with running_workers(cfg, engine) as handle:
         report = do_sweep(engine, handle.transport, cfg, limit)
-        if handle.in_process:
-            handle.drain()
-    finally:
-        handle.close()
+        handle.deliver_in_process()
     if as_json:
         print_json({"older_than": text, **report.as_dict()})
         return

@@ -53,7 +53,7 @@ def replay(
     """
     from outreach.delivery.replay import count_selected
     from outreach.delivery.replay import replay as do_replay
-    from workers.broker import setup
+    from workers.broker import running_workers
 
     selection = selection_from_options(campaign, occurrence, step, channel, status, error_code, since, until, customer)
     cfg = settings()
@@ -78,18 +78,12 @@ def replay(
         if not sys.stdin.isatty():
             raise InputError.single("--yes", f"{selected} rows would be replayed: confirm with --yes (no terminal)")
         typer.confirm(f"Replay {selected} deliveries?", abort=True)
-    handle = setup(cfg, engine)
-    if handle.in_process:
-        handle.start_worker()
-    try:
+    with running_workers(cfg, engine) as handle:
         plan = do_replay(
             engine, cfg, selection.where(), transport=handle.transport, dry_run=False, rerender=rerender,
             actor=actor, reason=reason, described=selection.as_dict(),
         )  # fmt: skip
-        if handle.in_process:
-            handle.drain()
-    finally:
-        handle.close()
+        handle.deliver_in_process()
     _show(plan.as_dict(), as_json, dry=False)
 
 

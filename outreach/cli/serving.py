@@ -58,22 +58,20 @@ def scheduler() -> None:
     import threading
 
     from outreach.journeys.scheduler import run_scheduler
-    from workers.broker import setup
+    from workers.broker import running_workers
 
     cfg = settings()
     engine = store(cfg)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    handle = setup(cfg, engine)
-    if handle.in_process:
-        handle.start_worker()  # stub://: this process delivers what it plans
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     try:
-        status = run_scheduler(cfg, engine, handle.transport, stop)
+        # stub://: this process delivers what it plans
+        with running_workers(cfg, engine) as handle:
+            stop = threading.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+            status = run_scheduler(cfg, engine, handle.transport, stop)
     finally:
-        handle.close()
         engine.dispose()
     if status:
         raise typer.Exit(status)

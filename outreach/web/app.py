@@ -70,9 +70,11 @@ def create_app(settings: Settings, transport_factory: TransportFactory | None = 
         committer = GroupCommitter(partial(apply_status_reports, engine))
         await committer.start()
         transport, close_transport = (transport_factory or _no_transport)(engine)
-        campaigns = CampaignFolder(engine, settings)
-        app.state.outreach = AppState(settings, engine, signing_key(engine, settings), committer, campaigns, transport)
         try:
+            campaigns = CampaignFolder(engine, settings)
+            app.state.outreach = AppState(
+                settings, engine, signing_key(engine, settings), committer, campaigns, transport
+            )
             yield
         finally:
             await committer.stop()
@@ -100,16 +102,16 @@ def broker_transport(settings: Settings) -> TransportFactory:
     and wait in the ledger (`outreach sweep` enqueues them once the workers can send)."""
 
     def open_broker(engine: Engine) -> tuple[Transport | None, Callable[[], None]]:
-        from workers.broker import setup
+        from workers.broker import running_workers
 
+        # Entered here, left when the lifespan calls the returned close (stack.close), on shutdown.
+        stack = contextlib.ExitStack()
         try:
-            handle = setup(settings, engine)
+            handle = stack.enter_context(running_workers(settings, engine))
         except InputError as exc:
             log.warning("auto-replies will wait in the ledger: the workers cannot be reached (%s)", exc)
             return None, lambda: None
-        if handle.in_process:
-            handle.start_worker()
-        return handle.transport, handle.close
+        return handle.transport, stack.close
 
     return open_broker
 

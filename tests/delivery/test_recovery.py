@@ -35,7 +35,7 @@ from tests.services import free_port
 from tests.smtp_server import RecordingHandler, SmtpServer
 from tests.twilio_server import TwilioServer
 from tests.web_server import WebServer
-from workers.broker import setup
+from workers.broker import running_workers
 
 
 class GatedHandler(RecordingHandler):
@@ -92,11 +92,10 @@ def recovery(
         twilio_timeout=120.0,  # a slow answer is cut by the SIGKILL, not by the client
     )
     engine = open_store(store_url)
-    handle = setup(settings, engine)
     folder = tmp_path / "work"
     folder.mkdir()
-    yield Pipeline(settings, engine, handle, folder)
-    handle.close()
+    with running_workers(settings, engine, start=False) as handle:
+        yield Pipeline(settings, engine, handle, folder)
     engine.dispose()
 
 

@@ -45,7 +45,7 @@ from tests.commands import OUTREACH, environment
 from tests.delivery.test_workers_redis import stop
 from tests.pipeline import Pipeline
 from tests.smtp_server import SmtpServer
-from workers.broker import setup
+from workers.broker import running_workers
 
 
 def campaign(throttle: str | None, campaign_id: str = "paced") -> str:
@@ -264,20 +264,18 @@ def stub_pipeline(
     sqlite_url: str, make_settings: Callable[..., Settings], smtp_server: SmtpServer, tmp_path: Path
 ) -> Iterator[Callable[..., Pipeline]]:
     """An engine on the in-process broker with the settings a test asks for."""
-    made: list[Pipeline] = []
+    with contextlib.ExitStack() as stack:
 
-    def build(**overrides: Any) -> Pipeline:
-        settings = make_settings(sqlite_url, smtp_url=smtp_server.url, **overrides)
-        engine = open_store(sqlite_url)
-        folder = tmp_path / "work"
-        folder.mkdir()
-        made.append(Pipeline(settings, engine, setup(settings, engine), folder))
-        return made[-1]
+        def build(**overrides: Any) -> Pipeline:
+            settings = make_settings(sqlite_url, smtp_url=smtp_server.url, **overrides)
+            engine = open_store(sqlite_url)
+            stack.callback(engine.dispose)  # after the broker is closed
+            folder = tmp_path / "work"
+            folder.mkdir()
+            handle = stack.enter_context(running_workers(settings, engine, start=False))
+            return Pipeline(settings, engine, handle, folder)
 
-    yield build
-    for p in made:
-        p.handle.close()
-        p.engine.dispose()
+        yield build
 
 
 @pytest.mark.parametrize(
@@ -513,35 +511,34 @@ def test_throttle_holds_across_two_worker_processes(
     )
     engine = open_store(store_url)
     (tmp_path / "work").mkdir()
-    handle = setup(settings, engine)
     try:
-        p = Pipeline(settings, engine, handle, tmp_path / "work")
-        enqueued = recorded_enqueues(monkeypatch, p)
-        p.import_csv(customers(60))
-        plan = p.run(p.campaign(campaign("10/h")), deliver=False)
-        assert len(plan.row_ids) == 60 and len(enqueued) == 12
-        workers = subprocess.Popen(
-            [OUTREACH, "worker", "--processes", "2", "--threads", "2"],
-            env=environment(settings),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group: stop() reaches the worker children too
-        )
-        try:
-            deadline = time.monotonic() + 120  # a deadline only: it stops the waiting, and measures nothing
-            while not all(
-                r["status"] == "sent" or (r["status"] == "queued" and r["next_attempt_at"] is not None)
-                for r in p.rows()
-            ):
-                if workers.poll() is not None:
-                    raise AssertionError(f"workers exited: {workers.stderr.read().decode()}")  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "timed out waiting for every row to be sent or handed back"
-                time.sleep(0.2)
-        finally:
-            stop(workers)
-        rows = {r["id"]: r for r in p.rows()}
+        with running_workers(settings, engine, start=False) as handle:
+            p = Pipeline(settings, engine, handle, tmp_path / "work")
+            enqueued = recorded_enqueues(monkeypatch, p)
+            p.import_csv(customers(60))
+            plan = p.run(p.campaign(campaign("10/h")), deliver=False)
+            assert len(plan.row_ids) == 60 and len(enqueued) == 12
+            workers = subprocess.Popen(
+                [OUTREACH, "worker", "--processes", "2", "--threads", "2"],
+                env=environment(settings),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # its own process group: stop() reaches the worker children too
+            )
+            try:
+                deadline = time.monotonic() + 120  # a deadline only: it stops the waiting, and measures nothing
+                while not all(
+                    r["status"] == "sent" or (r["status"] == "queued" and r["next_attempt_at"] is not None)
+                    for r in p.rows()
+                ):
+                    if workers.poll() is not None:
+                        raise AssertionError(f"workers exited: {workers.stderr.read().decode()}")  # type: ignore[union-attr]
+                    assert time.monotonic() < deadline, "timed out waiting for every row to be sent or handed back"
+                    time.sleep(0.2)
+            finally:
+                stop(workers)
+            rows = {r["id"]: r for r in p.rows()}
     finally:
-        handle.close()
         engine.dispose()
 
     [sent] = [r for r in rows.values() if r["status"] == "sent"]

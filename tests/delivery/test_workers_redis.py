@@ -20,7 +20,7 @@ from outreach.store.ledger import open_count
 from tests.commands import OUTREACH, environment
 from tests.pipeline import Pipeline
 from tests.smtp_server import SmtpServer
-from workers.broker import setup
+from workers.broker import running_workers
 
 CUSTOMERS = "id,name,email,phone,consent_email,consent_sms\n" + "".join(
     f"w{i:03d},Customer {i},w{i:03d}@example.com,+1415555{i:04d},yes,yes\n" for i in range(40)
@@ -52,11 +52,10 @@ def redis_pipeline(
         store_url, broker_url=redis_url, broker_namespace=broker_namespace, smtp_url=smtp_server.url, batch_size=7
     )
     engine = open_store(store_url)
-    handle = setup(settings, engine)
     folder = tmp_path / "work"
     folder.mkdir()
-    yield Pipeline(settings, engine, handle, folder)
-    handle.close()
+    with running_workers(settings, engine, start=False) as handle:
+        yield Pipeline(settings, engine, handle, folder)
     engine.dispose()
 
 
