@@ -165,7 +165,7 @@ def pipeline(
         sms_from="+15005550006",
         list_columns=("products",),
         public_url=f"http://127.0.0.1:{free_port()}",
-        **pipeline_overrides,
+        **{"whatsapp_from": "outbox", **pipeline_overrides},  # WhatsApp in the outbox unless a module says
     )
     engine = open_store(store_url)
     folder = tmp_path / "work"

@@ -62,11 +62,12 @@ def consent(
     reason: Reason = None,
 ) -> None:
     """Set a customer's consent by hand (a branch form, a call-centre request); audited."""
+    from outreach.channels.base import CHANNELS
     from outreach.customers.profiles import ConsentStatus, get_customer, set_consent
     from outreach.store.database import utcnow
 
     problems = []
-    if channel not in ("sms", "email", "whatsapp", "wechat"):
+    if channel not in CHANNELS:
         problems.append(("CHANNEL", f"{channel!r}: use sms, email, whatsapp or wechat"))
     if purpose not in ("marketing", "service"):
         problems.append(("PURPOSE", f"{purpose!r}: use marketing or service"))

@@ -99,10 +99,6 @@ class Limiter(Protocol):
         """Keep `count` reserved permits from `start` on for the rows named by `ticket`."""
         ...
 
-    def refund(self, limit: Limit, count: int) -> None:
-        """Give back the last `count` permits reserved, unused."""
-        ...
-
 
 def ticket_for(ids: Iterable[int]) -> str:
     """The name of a ticket for exactly these ledger rows."""
@@ -135,18 +131,6 @@ redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.floor((tat - n
 return {string.format('%.0f', start), string.format('%.0f', now)}
 """
 
-# KEYS[1]: the limiter; ARGV: permits given back, interval (µs).
-_REFUND = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat > now then
-  local back = math.max(now, tat - tonumber(ARGV[1]) * tonumber(ARGV[2]))
-  redis.call('SET', KEYS[1], string.format('%.0f', back), 'KEEPTTL')
-end
-return 0
-"""
-
 _MICROS = 1_000_000
 
 
@@ -157,7 +141,6 @@ class RedisLimiter:
         self._client = client
         self._prefix = f"{namespace}:throttle:"
         self._reserve = client.register_script(_RESERVE)
-        self._refund = client.register_script(_REFUND)
 
     def reserve(self, limit: Limit, count: int, ticket: str) -> Grant:
         key = self._prefix + limit.key
@@ -169,10 +152,6 @@ class RedisLimiter:
         ttl = max(0.0, start - time.time()) + TICKET_GRACE_SECONDS
         key = f"{self._prefix}{limit.key}:ticket:{ticket}"
         self._client.set(key, f"{round(start * _MICROS)}:{count}", px=int(ttl * 1000))
-
-    def refund(self, limit: Limit, count: int) -> None:
-        if count > 0:
-            self._refund(keys=[self._prefix + limit.key], args=[count, limit.rate.interval * _MICROS])
 
 
 class LocalLimiter:
@@ -203,12 +182,6 @@ class LocalLimiter:
     def hold(self, limit: Limit, ticket: str, start: float, count: int) -> None:
         with self._lock:
             self._tickets[(limit.key, ticket)] = (start, count)
-
-    def refund(self, limit: Limit, count: int) -> None:
-        with self._lock:
-            now, tat = self._clock(), self._due.get(limit.key, 0.0)
-            if tat > now:
-                self._due[limit.key] = max(now, tat - count * limit.rate.interval)
 
 
 def make_limiter(settings: Settings) -> Limiter:

@@ -86,6 +86,7 @@ def recovery(
         twilio_auth_token=twilio_server.auth_token,
         twilio_api_base=twilio_server.base_url,
         sms_from="+15005550006",
+        whatsapp_from="outbox",
         public_url=f"http://127.0.0.1:{free_port()}",
         batch_size=4,
         max_attempts=20,  # transient failures in these tests never use up a row's attempts
@@ -109,6 +110,7 @@ class Workers:
             TWILIO_AUTH_TOKEN=settings.twilio_auth_token or "",
             OUTREACH_TWILIO_API_BASE=settings.twilio_api_base,
             OUTREACH_SMS_FROM=settings.sms_from or "",
+            OUTREACH_WHATSAPP_FROM=settings.whatsapp_from or "outbox",
             OUTREACH_PUBLIC_URL=settings.public_url,
             OUTREACH_TWILIO_TIMEOUT=str(settings.twilio_timeout),
             OUTREACH_MAX_ATTEMPTS=str(settings.max_attempts),

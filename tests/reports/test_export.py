@@ -113,7 +113,8 @@ def test_csv_on_stdout_has_every_row_with_content_and_history(
     assert bob["body"].startswith('Dear Bob "B", Jr,\n\nyour "statement" is ready; see it online.')
     assert smtp_server.handler.to("bob@example.com")
     assert (first["e3"]["status"], first["e3"]["error_code"]) == ("failed", "21211")
-    assert kinds(first["e3"]["history"].split("; "))[-1] == "delivery.failed"
+    # the failure, then what it meant for the profile (Twilio 21211: the number cannot receive)
+    assert kinds(first["e3"]["history"].split("; "))[-2:] == ["delivery.failed", "address.invalid"]
     assert (first["e4"]["status"], first["e4"]["reason"]) == ("suppressed", "no_consent")
     assert kinds(first["e4"]["history"].split("; ")) == ["delivery.suppressed"]
 
