@@ -63,6 +63,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.SUPPRESSED: frozenset(),
 }
 
+_COLUMNS = frozenset(deliveries.c.keys())
+
 # Rows that may still be sent without an operator's replay.
 OPEN_STATES = (Status.PLANNED, Status.QUEUED, Status.SENDING)
 
@@ -220,7 +222,7 @@ def new_row(
     Its idempotency key (campaign:occurrence:step:customer:channel) is what makes planning the same message
     twice write it once. `content` holds the message's own columns (subject, body, html, headers, ...).
     """
-    unknown = set(content) - set(deliveries.c.keys())
+    unknown = content.keys() - _COLUMNS
     if unknown:
         raise TypeError(f"not columns of the ledger: {', '.join(sorted(unknown))}")
     reason, detail = suppressed or (None, None)
