@@ -40,9 +40,13 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
 
 from outreach.core.errors import InputError, Problem
-
-CONFIG_ENV = "OUTREACH_CONFIG"
-DEFAULT_CONFIG_PATH = Path("config") / "outreach.toml"
+from outreach.core.project_root import (
+    config_file,
+    project_root,
+    resolve_path,
+    resolve_sqlite_url,
+)
+from outreach.core.toml_positions import key_positions, locate
 
 # Settings whose environment variable is not OUTREACH_<NAME>.
 _ENV_NAMES = {
@@ -274,57 +278,9 @@ def load_settings(
         for name, spec in _FIELDS.items():
             value = values.get(name, _DEFAULTS.get(name))
             if spec.kind == "path" and isinstance(value, Path):
-                values[name] = _resolve_path(value, root)
+                values[name] = resolve_path(value, root)
         values["database_url"] = resolve_sqlite_url(values.get("database_url", _DEFAULTS["database_url"]), root)
     return Settings(**values)
-
-
-def config_file(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path | None:
-    """The config file settings come from: OUTREACH_CONFIG when set (even if that file does not exist: then
-    there is none, and nothing is searched for), else `config/outreach.toml` in `cwd` or the nearest folder
-    above it (like git looks for `.git`), else None.
-
-    `cwd` is the current directory unless given; the path returned is relative to the current directory
-    like OUTREACH_CONFIG (`config/outreach.toml` when found in it), or absolute when found further up.
-    """
-    env = os.environ if env is None else env
-    base = Path() if cwd is None else Path(cwd)
-    if env.get(CONFIG_ENV):
-        return base / Path(env[CONFIG_ENV]).expanduser()
-    if (base / DEFAULT_CONFIG_PATH).is_file():
-        return base / DEFAULT_CONFIG_PATH
-    for folder in Path(os.path.abspath(base)).parents:
-        if (folder / DEFAULT_CONFIG_PATH).is_file():
-            return folder / DEFAULT_CONFIG_PATH
-    return None
-
-
-def project_root(config: Path) -> Path:
-    """The folder relative paths in settings resolve against: the one holding `config/` when the file is
-    `<root>/config/<name>.toml`, else the file's own folder (absolute)."""
-    folder = Path(os.path.abspath(config)).parent
-    return folder.parent if folder.name == "config" else folder
-
-
-def resolve_sqlite_url(url: str, root: Path | None) -> str:
-    """`sqlite:///outreach.db` -> `sqlite:////<root>/outreach.db`; absolute and in-memory SQLite databases,
-    `file:` URIs, other databases and any URL when there is no root are returned unchanged."""
-    match = _SQLITE_URL.match(url)
-    if root is None or match is None:
-        return url
-    prefix, database, query = match.group(1), match.group(2), match.group(3) or ""
-    if not database or database == ":memory:" or database.startswith("file:") or Path(database).is_absolute():
-        return url
-    quoted = str(root).replace("%", "%25").replace("?", "%3F").replace("#", "%23")
-    return f"{prefix}{quoted}/{database}{query}"
-
-
-_SQLITE_URL = re.compile(r"^(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?$", re.DOTALL)
-
-
-def _resolve_path(value: Path, root: Path) -> Path:
-    value = value.expanduser()
-    return value if value.is_absolute() else root / value
 
 
 # -- the fields' types ---------------------------------------------------------------------------------------
@@ -446,10 +402,10 @@ def _read_toml(path: Path, shown: str) -> tuple[dict[str, Any], list[Problem]]:
         match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         line, col = (int(match.group(1)), int(match.group(2))) if match else (None, None)
         return {}, [Problem(shown, line, col, str(exc).split(" (at line")[0])]
-    positions = _key_positions(text)
+    positions = key_positions(text)
 
     def problem(keys: tuple[str, ...], message: str, *, at_value: bool = True) -> Problem:
-        line, col = _locate(positions, keys, at_value)
+        line, col = locate(positions, keys, at_value)
         return Problem(shown, line, col, message)
 
     values: dict[str, Any] = {}
@@ -519,103 +475,6 @@ def _from_toml(spec: _Field, value: Any) -> Any:
         return tuple(value)
     # a table whose values are not all strings is reported value by value by the caller
     raise _expected(spec, value, 'a table of strings (a [section] of key = "text" lines)')
-
-
-# -- where keys are in the file ------------------------------------------------------------------------------
-
-_BARE_KEY = r"[A-Za-z0-9_-]+"
-_SIMPLE_KEY = rf"(?:{_BARE_KEY}|\"(?:[^\"\\]|\\.)*\"|'[^']*')"
-_DOTTED_KEY = rf"{_SIMPLE_KEY}(?:[ \t]*\.[ \t]*{_SIMPLE_KEY})*"
-_HEADER_LINE = re.compile(rf"^([ \t]*\[\[?[ \t]*)({_DOTTED_KEY})[ \t]*\]")
-_KEY_LINE = re.compile(rf"^([ \t]*)({_DOTTED_KEY})[ \t]*=[ \t]*")
-
-# (line, column of the key, column of the value), all 1-based; a table's header has its name's column twice.
-_Position = tuple[int, int, int]
-
-
-def _key_positions(text: str) -> dict[tuple[str, ...], _Position]:
-    """Where each key (as its path of names: `("sms_help", "zh")`) is first written in a TOML document.
-
-    tomllib gives no positions, so the text is scanned line by line: table headers, `key =` lines (dotted
-    keys too), skipping the insides of multi-line strings and arrays. Keys inside inline tables are located
-    at the inline table's key.
-    """
-    positions: dict[tuple[str, ...], _Position] = {}
-    table: tuple[str, ...] = ()
-    state: tuple[str | None, int] = (None, 0)  # open multi-line string delimiter, array/inline-table depth
-    for number, line in enumerate(text.split("\n"), 1):
-        start = 0
-        if state == (None, 0):
-            header = _HEADER_LINE.match(line)
-            if header:
-                table = _split_key(header.group(2))
-                col = len(header.group(1)) + 1
-                for i in range(1, len(table) + 1):
-                    positions.setdefault(table[:i], (number, col, col))
-                continue
-            key = _KEY_LINE.match(line)
-            if key:
-                path = table + _split_key(key.group(2))
-                place = (number, len(key.group(1)) + 1, key.end() + 1)
-                for i in range(len(table) + 1, len(path) + 1):
-                    positions.setdefault(path[:i], place)
-                start = key.end()
-        state = _scan(line, start, state)
-    return positions
-
-
-def _split_key(dotted: str) -> tuple[str, ...]:
-    parts = []
-    for part in re.findall(_SIMPLE_KEY, dotted):
-        if part.startswith('"'):
-            try:
-                part = tomllib.loads(f"k = {part}")["k"]
-            except tomllib.TOMLDecodeError:
-                part = part[1:-1]
-        elif part.startswith("'"):
-            part = part[1:-1]
-        parts.append(part)
-    return tuple(parts)
-
-
-def _scan(line: str, start: int, state: tuple[str | None, int]) -> tuple[str | None, int]:
-    """The state after `line` from `start`: whether a multi-line string is still open, how many brackets."""
-    open_string, depth = state
-    i = start
-    while i < len(line):
-        if open_string is not None:
-            end = line.find(open_string, i)
-            if end < 0:
-                return open_string, depth
-            i, open_string = end + 3, None
-            continue
-        c = line[i]
-        if c == "#":
-            break
-        if c in "\"'":
-            if line.startswith(c * 3, i):
-                open_string, i = c * 3, i + 3
-                continue
-            i += 1
-            while i < len(line) and line[i] != c:
-                i += 2 if c == '"' and line[i] == "\\" else 1
-        elif c in "[{":
-            depth += 1
-        elif c in "]}":
-            depth = max(depth - 1, 0)
-        i += 1
-    return open_string, depth
-
-
-def _locate(
-    positions: dict[tuple[str, ...], _Position], keys: tuple[str, ...], at_value: bool
-) -> tuple[int | None, int | None]:
-    for i in range(len(keys), 0, -1):
-        place = positions.get(keys[:i])
-        if place is not None:
-            line, key_col, value_col = place
-            return line, value_col if at_value and i == len(keys) else key_col
-    return None, None
 
 
 # -- the environment -----------------------------------------------------------------------------------------

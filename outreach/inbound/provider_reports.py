@@ -100,13 +100,13 @@ def apply_in(conn: Connection, reports: Sequence[StatusReport]) -> list[ReportOu
                 [
                     event_row(
                         row["customer_id"],
-                        f"delivery.{read_status_report(report.status, report.error_code).status}",
+                        f"delivery.{verdict.status}",
                         _event_data(row, report),
                         at=now,
                         delivery_id=row["id"],
                         campaign_id=row["campaign_id"],
                     )
-                    for report, _ in earlier
+                    for report, verdict in earlier
                 ],
             )
             report, verdict = applied[row["id"]][-1]
