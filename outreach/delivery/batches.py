@@ -1,4 +1,5 @@
-"""Delivering one batch of ledger rows: claim, check consent again, pace, send through the providers, record.
+"""Delivering one batch of ledger rows: claim, check consent again, render planned content, pace, send through the
+providers, record.
 
 This is everything a worker does; the Dramatiq actor in `workers/` only calls `deliver_batch`.
 
@@ -25,6 +26,7 @@ from outreach.channels import make_provider
 from outreach.channels.base import OutgoingMessage, Provider, SendResult
 from outreach.channels.email_message import message_id_for
 from outreach.core.settings import Settings
+from outreach.delivery.content_at_send import render_claimed
 from outreach.delivery.outcomes import record_outcomes
 from outreach.delivery.send_checks import send_time_blocks
 from outreach.delivery.throttles import Grant, Limit, Throttles, due_times, ticket_for
@@ -71,7 +73,9 @@ def deliver_batch(
     if not claimed:
         return BatchOutcome(0, 0, 0, 0)
     blocked = send_time_blocks(engine, claimed)
-    sendable = [row for row in claimed if row["id"] not in blocked]
+    rendered, unrenderable = render_claimed(engine, settings, [row for row in claimed if row["id"] not in blocked])
+    blocked.update(unrenderable)
+    sendable = [row for row in rendered if row["id"] not in blocked]
     try:
         pacing = pace(engine, throttles or Throttles(settings), sendable, ids)
     except Exception:

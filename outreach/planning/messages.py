@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from jinja2 import Template
 from markupsafe import escape
 
 from outreach.campaigns.content_locales import choose, same_language
-from outreach.campaigns.model import Campaign, Step
 from outreach.campaigns.rendering import compile_template, customer_context, render
 from outreach.campaigns.template_filters import FORMAT_LOCALE
 from outreach.campaigns.templates import ChannelTemplates
@@ -21,6 +20,26 @@ from outreach.core.settings import Settings
 from outreach.customers.unsubscribe import make_token, unsubscribe_url
 
 SMS_LIKE = ("sms", "whatsapp", "wechat")
+
+
+class CampaignFacts(Protocol):
+    """What composing reads of a campaign (a loaded Campaign, or the planned content's copy of it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def purpose(self) -> str: ...
+
+
+class StepFacts(Protocol):
+    """What composing reads of a step."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -51,8 +70,8 @@ class StepComposer:
 
     def __init__(
         self,
-        campaign: Campaign,
-        step: Step,
+        campaign: CampaignFacts,
+        step: StepFacts,
         templates: Mapping[str, ChannelTemplates],
         settings: Settings,
         signing_key: bytes,

@@ -2,8 +2,9 @@
 
 `plan_campaign` plans one occurrence of a campaign: it compiles the segment (provisional profiles are never
 in it), records the run and the campaign's settings for the workers, and plans each step that goes now
-with a `StepPlanner` (see `step_planner`: chunks streamed from SQL, never the whole audience in memory).
-The dry run (`campaigns plan`) does the same work without writing or enqueueing.
+with a `StepPlanner` (see `steps`: chunks streamed from SQL, never the whole audience in memory). A real
+run records each step's content first (`planned_content`): its rows point at it, and workers render them.
+The dry run (`campaigns plan`) does the same work, rendering every message, without writing or enqueueing.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from outreach.customers.provisional import is_provisional
 from outreach.customers.unsubscribe import signing_key
 from outreach.planning.caps import Cap, campaign_cap
 from outreach.planning.messages import StepComposer
+from outreach.planning.planned_content import record_content, step_payload
 from outreach.planning.queueing import Transport
 from outreach.planning.quiet_hours import sending_hours
 from outreach.planning.steps import CampaignPlan, StepPlanner
@@ -105,6 +107,9 @@ def plan_campaign(
         composer = StepComposer(campaign, step, loaded.templates[step.id], settings, key)
         step_where = audience(step, segment) if audience is not None else where
         planner = StepPlanner(engine, loaded, step, occurrence, composer, step_where, dry_run)
+        if not dry_run:
+            with engine.begin() as conn:
+                planner.content_id = record_content(conn, step_payload(loaded, step))
         planner.cap = cap
         planner.hours = hours
         planner.on_row = on_row

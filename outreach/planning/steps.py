@@ -1,7 +1,13 @@
-"""One step of one occurrence, planned: the segment streamed from SQL in chunks, each customer's channel
-decided (address, consent for the purpose, reply window, fallback, frequency cap), the message rendered,
-and the chunk's ledger rows inserted in one transaction (`ON CONFLICT DO NOTHING` on the idempotency key)
-before their ids go to the broker. `planner` runs it for every step that goes now.
+"""One step of one occurrence, planned: the segment streamed from SQL in chunks (each customer with their consent
+for the campaign's purpose on the step's channels, joined in the same query), each customer's channel decided
+(address, consent, reply window, fallback, frequency cap, shared address), and the chunk's ledger rows
+inserted in one transaction (`ON CONFLICT DO NOTHING` on the idempotency key; `COPY` on PostgreSQL) before
+their ids go to the broker. `planner` runs it for every step that goes now.
+
+A dry run renders every message (its report is exact: missing data, render errors, SMS segments, samples). A
+real run renders only its samples: each row points at the step's planned content and the worker renders it
+when it sends it (see `planned_content`); a customer whose message cannot be rendered is suppressed then,
+with the same reason a dry run gives.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ from sqlalchemy.engine import Connection, Engine
 from outreach.campaigns.loading import LoadedCampaign
 from outreach.campaigns.model import Step
 from outreach.campaigns.rendering import MissingData, RenderError
-from outreach.customers.profiles import consent_map
 from outreach.customers.reachability import unreachable
 from outreach.customers.reply_windows import open_windows
 from outreach.customers.shared_addresses import REASON as SHARED_ADDRESS
@@ -30,13 +35,18 @@ from outreach.planning.messages import Composed, StepComposer
 from outreach.planning.queueing import Transport, enqueue_when_due
 from outreach.planning.quiet_hours import SendingHours
 from outreach.planning.variants import StepVariants
+from outreach.store.bulk_copy import copy_rows, is_postgresql
 from outreach.store.database import reading, utcnow
 from outreach.store.events import add_events, event_row
 from outreach.store.fields import ADDRESS_FIELDS
 from outreach.store.ledger import Status, insert_rows, new_row
-from outreach.store.schema import customers, deliveries
+from outreach.store.schema import consents, customers, deliveries, events
 
 CHUNK = 1000
+# A real run (nothing rendered) writes bigger chunks: fewer transactions and round trips per customer.
+CHUNK_UNRENDERED = 5000
+# What deciding a customer's channel reads of their profile; rendering reads the whole profile.
+DECIDING_COLUMNS = ("id", "country", "locale", "timezone", *(c for pair in ADDRESS_FIELDS.values() for c in pair))
 # At least this many samples, and the first message of every channel and variant planned.
 SAMPLES = 3
 MAX_SAMPLES = 12
@@ -105,6 +115,9 @@ class StepPlanner:
         self.variants = StepVariants(loaded, step, composer)
         self.where = where
         self.dry_run = dry_run
+        # A dry run renders every message; a real run leaves that to the worker (rows point at content_id).
+        self.render = dry_run
+        self.content_id: int | None = None
         self.report = StepPlan(step.id)
         d = deliveries.c
         self.channels = [step.channel] + ([step.fallback] if step.fallback else [])
@@ -128,6 +141,8 @@ class StepPlanner:
         # Given every row as it is planned (a dry run's recipient list, one customer's preview).
         self.on_row: Callable[[dict[str, Any]], None] | None = None
         self._sampled: set[tuple[str, str | None]] = set()
+        # (time zone, country) -> not_before, for the chunk being planned (they share one `now`)
+        self._not_before: dict[tuple[str | None, str | None], datetime | None] = {}
         self.expects = (
             {**step.expects.model_dump(exclude_none=True), "attribute": step.expects.attribute_name}
             if step.expects
@@ -147,13 +162,12 @@ class StepPlanner:
             self.report.already_planned = int(done.scalar_one())
         self.report.audience = int(total)
         seen = 0
+        chunk_size = CHUNK if self.render else CHUNK_UNRENDERED
         # One streamed query for the whole segment (not a query per chunk: that would rescan the table each
         # time); each chunk is written in its own transaction on another connection.
         with reading(self.engine) as reader:
-            result = reader.execution_options(stream_results=True, yield_per=CHUNK).execute(
-                sa.select(customers).where(self.where, ~self.already).order_by(customers.c.id)
-            )
-            for partition in result.mappings().partitions(CHUNK):
+            result = reader.execution_options(stream_results=True, yield_per=chunk_size).execute(self._audience_query())
+            for partition in result.mappings().partitions(chunk_size):
                 chunk = [dict(r) for r in partition]
                 with self.engine.begin() as conn:
                     rows = self._rows(conn, chunk)
@@ -166,10 +180,34 @@ class StepPlanner:
                     progress(seen, self.report.audience - self.report.already_planned)
         return self.report
 
+    def _audience_query(self) -> sa.Select[Any]:
+        """The customers still to plan, in id order, each with their consent status for the campaign's purpose
+        on each of the step's channels (`consent_<channel>`, None when they never said)."""
+        columns: list[Any] = list(customers.c) if self.render else [customers.c[c] for c in DECIDING_COLUMNS]
+        source: Any = customers
+        for channel in self.channels:
+            given = consents.alias(f"consent_{channel}")
+            source = source.outerjoin(
+                given,
+                sa.and_(
+                    given.c.customer_id == customers.c.id,
+                    given.c.channel == channel,
+                    given.c.purpose == self.campaign.purpose,
+                ),
+            )
+            columns.append(given.c.status.label(f"consent_{channel}"))
+        return sa.select(*columns).select_from(source).where(self.where, ~self.already).order_by(customers.c.id)
+
     def _rows(self, conn: Connection, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
         purpose = self.campaign.purpose
-        consents = consent_map(conn, [c["id"] for c in chunk], self.channels, purpose)
+        consents: dict[tuple[str, str], str] = {
+            (c["id"], channel): c[f"consent_{channel}"]
+            for c in chunk
+            for channel in self.channels
+            if c[f"consent_{channel}"] is not None
+        }
         now = utcnow()
+        self._not_before = {}
         self.windows = open_windows(conn, [c["id"] for c in chunk], self.channels, now)
         capped = (
             planned_counts(conn, [c["id"] for c in chunk], self.cap, self.campaign.id, now - self.cap.per)
@@ -184,18 +222,33 @@ class StepPlanner:
             if reason is None and capped is not None and self.cap and capped[customer["id"]] >= self.cap.max:
                 reason, detail = REASON_CAPPED, self.cap.describe(capped[customer["id"]])
             composed: Composed | None = None
-            if reason is None:
+            if reason is None and self.render:
                 try:
                     composed = self.variants.composer(variant).compose(channel, customer)
                 except MissingData as exc:
                     reason, detail = "missing_data", str(exc)
                 except RenderError as exc:
                     reason, detail = "render_error", str(exc)
+            elif reason is None and self._wants_sample(channel, variant):
+                composed = self._sample(conn, customer["id"], channel, variant)
             row = self._row(customer, channel, reason, detail, composed, now, variant)
             if self.on_row is not None:
                 self.on_row(row)
             rows.append(row)
         return rows
+
+    def _wants_sample(self, channel: str, variant: str | None) -> bool:
+        samples = self.report.samples
+        return ((channel, variant) not in self._sampled and len(samples) < MAX_SAMPLES) or len(samples) < SAMPLES
+
+    def _sample(self, conn: Connection, customer_id: str, channel: str, variant: str | None) -> Composed | None:
+        """A real run's sample message, rendered as the worker will render it (None if it cannot be: the
+        worker will suppress that customer, and the next customer may make the sample)."""
+        profile = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).mappings().one()
+        try:
+            return self.variants.composer(variant).compose(channel, dict(profile))
+        except RenderError:  # MissingData is a RenderError
+            return None
 
     def _shared_addresses(self, conn: Connection, chunk: list[dict[str, Any]]) -> dict[tuple[str, str], list[str]]:
         found: dict[tuple[str, str], list[str]] = {}
@@ -250,18 +303,19 @@ class StepPlanner:
         address = customer.get(ADDRESS_FIELDS[channel][0]) if channel in ADDRESS_FIELDS else None
         not_before = None
         if self.hours is not None and reason is None:
-            not_before = self.hours.not_before(now, customer.get("timezone"), customer.get("country"))
+            place = (customer.get("timezone"), customer.get("country"))
+            if place not in self._not_before:
+                self._not_before[place] = self.hours.not_before(now, *place)
+            not_before = self._not_before[place]
             report.deferred += not_before is not None
         if reason is not None:
             report.suppressed[reason] += 1
         else:
-            assert composed is not None
             report.by_channel[channel] += 1
+        if composed is not None and reason is None:
             report.sms_segments += composed.sms_segments or 0
-            kind = (channel, variant)
-            first_of_kind = kind not in self._sampled and len(report.samples) < MAX_SAMPLES
-            if first_of_kind or len(report.samples) < SAMPLES:
-                self._sampled.add(kind)
+            if self._wants_sample(channel, variant):
+                self._sampled.add((channel, variant))
                 report.samples.append(
                     {
                         "customer": customer["id"],
@@ -273,6 +327,8 @@ class StepPlanner:
                         "sms_segments": composed.sms_segments,
                     }
                 )
+        going = reason is None
+        rendered = composed if self.render else None
         return new_row(
             campaign_id=self.campaign.id,
             occurrence=self.occurrence,
@@ -283,12 +339,13 @@ class StepPlanner:
             address=address,
             now=now,
             suppressed=(reason, detail) if reason else None,
-            subject=composed.subject if composed else None,
-            body=composed.body if composed else None,
-            html=composed.html if composed else None,
-            headers=composed.headers if composed and composed.headers else None,
-            sms_segments=composed.sms_segments if composed else None,
-            expects=self.expects if composed else None,
+            subject=rendered.subject if rendered else None,
+            body=rendered.body if rendered else None,
+            html=rendered.html if rendered else None,
+            headers=rendered.headers if rendered and rendered.headers else None,
+            sms_segments=rendered.sms_segments if rendered else None,
+            content_id=self.content_id if going and not self.render else None,
+            expects=self.expects if going else None,
             variant=variant,
             not_before=not_before,
         )
@@ -325,7 +382,10 @@ class StepPlanner:
                     campaign_id=self.campaign.id,
                 )
             )
-        add_events(conn, new_events)
+        if is_postgresql(conn):
+            copy_rows(conn, events, new_events)
+        else:
+            add_events(conn, new_events)
         return sorted(queued)
 
 

@@ -27,6 +27,7 @@ from typing import Any, TypedDict, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from outreach.store.bulk_copy import copy_insert_returning, is_postgresql
 from outreach.store.database import insert_returning, utcnow
 from outreach.store.events import add_events, event_row
 from outreach.store.schema import campaigns, deliveries
@@ -64,6 +65,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 }
 
 _COLUMNS = frozenset(deliveries.c.keys())
+# From this many rows on, PostgreSQL gets them through COPY (see store.bulk_copy).
+COPY_FROM = 50
 
 # Rows that may still be sent without an operator's replay.
 OPEN_STATES = (Status.PLANNED, Status.QUEUED, Status.SENDING)
@@ -114,6 +117,7 @@ class DeliveryRow(TypedDict):
     error_code: str | None
     error_message: str | None
     conversation_id: int | None
+    content_id: int | None
     created_at: datetime
     updated_at: datetime
 
@@ -250,7 +254,12 @@ def new_row(
 def insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str, str]]:
     """Write rows made by `new_row`, skipping those whose idempotency key is already in the ledger; returns
     (id, idempotency_key, status) of the rows written."""
-    return [(int(i), k, s) for i, k, s in insert_returning(conn, deliveries, rows, ("id", "idempotency_key", "status"))]
+    returning = ("id", "idempotency_key", "status")
+    if is_postgresql(conn) and len(rows) >= COPY_FROM:
+        written = copy_insert_returning(conn, deliveries, rows, returning)
+    else:
+        written = insert_returning(conn, deliveries, rows, returning)
+    return [(int(i), k, s) for i, k, s in written]
 
 
 def queue_one(conn: Connection, row: dict[str, Any], event: str, data: Mapping[str, Any], now: datetime) -> int:

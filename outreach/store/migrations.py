@@ -27,6 +27,7 @@ from outreach.store.schema import (
     ix_inbound_untriggered,
     meta,
     metadata,
+    planned_contents,
     schedules,
 )
 
@@ -71,7 +72,13 @@ def _v3_conversations(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Migration] = [_v2_responses_and_journeys, _v3_conversations]
+def _v4_content_rendered_at_send(conn: Connection) -> None:
+    """Planned rows carry a reference to their step's planned content; workers render them when sending."""
+    _add_columns(conn, deliveries, ["content_id"])
+    planned_contents.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Migration] = [_v2_responses_and_journeys, _v3_conversations, _v4_content_rendered_at_send]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 

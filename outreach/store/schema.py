@@ -152,12 +152,29 @@ deliveries = sa.Table(
     sa.Column("error_message", sa.Text),
     # The conversation a reply (an auto-reply, an operator's) belongs to.
     sa.Column("conversation_id", sa.BigInteger),
+    # The planned content (planned_contents) a worker renders this row from when it sends it; the rendered
+    # subject, body, html and headers are written to the row before the message goes.
+    sa.Column("content_id", sa.BigInteger),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index("ix_deliveries_run_step", "campaign_id", "occurrence", "step_id", "customer_id"),
     sa.Index("ix_deliveries_status", "status", "enqueued_at"),
     sa.Index("ix_deliveries_customer", "customer_id"),
     sa.Index("ix_deliveries_provider_id", "provider_message_id"),
+)
+
+# The templates of one step as a run planned them (each variant, channel and translation), kept so that the
+# workers render every row from exactly what was planned, whatever happens to the campaign's files later.
+# One row per distinct content: `digest` is the sha256 of the payload.
+planned_contents = sa.Table(
+    "planned_contents",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("step_id", sa.String(64), nullable=False),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
 # Every message a customer sent us (SMS, email reply, later social), once: the provider's id is unique.

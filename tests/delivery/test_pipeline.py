@@ -57,8 +57,11 @@ def test_marketing_run_sends_reachable_customers_once(
     plan = p.run(path)
     step = plan.steps[0]
     assert step.audience == 4
-    assert dict(step.by_channel) == {"sms": 1, "email": 1}
-    assert dict(step.suppressed) == {"no_consent": 1, "missing_data": 1}
+    # A real run renders at send time: a5 (no name for the template) is planned, then suppressed by the
+    # worker with the reason a dry run gives at once.
+    assert dict(step.by_channel) == {"sms": 2, "email": 1}
+    assert dict(step.suppressed) == {"no_consent": 1}
+    assert step.samples[0]["body"] == "【示例银行】王芳您好,新理财产品上线。回复R拒收"
 
     rows = by_customer(p)
     assert set(rows) == {"a1", "a2", "a3", "a5"}
@@ -67,13 +70,16 @@ def test_marketing_run_sends_reachable_customers_once(
     assert (rows["a3"]["status"], rows["a3"]["reason"]) == (Status.SUPPRESSED, "no_consent")
     assert rows["a3"]["detail"] == "email fallback: no_address"
     assert (rows["a5"]["status"], rows["a5"]["reason"]) == (Status.SUPPRESSED, "missing_data")
-    assert "name" in rows["a5"]["detail"]
+    assert "name" in rows["a5"]["detail"] and rows["a5"]["body"] is None
+    dry = p.plan(path, occurrence="dry")
+    assert dict(dry.steps[0].suppressed) == {"no_consent": 1, "missing_data": 1}
 
     sms = twilio_server.sent_to("+8613800138001")
     assert len(sms) == 1
     assert sms[0]["body"] == "【示例银行】王芳您好,新理财产品上线。回复R拒收"
     assert rows["a1"]["provider_message_id"] == sms[0]["sid"]
     assert rows["a1"]["sms_segments"] == 1
+    assert rows["a1"]["body"] == sms[0]["body"]  # the worker wrote what it sent onto the row
 
     mails = smtp_server.handler.to("bob@example.com")
     assert len(mails) == 1
@@ -142,7 +148,7 @@ def test_a_batch_delivered_twice_sends_each_message_once(
     p.import_csv(CUSTOMERS)
     plan = p.run(p.campaign(MARKETING), deliver=False)
     ids = plan.row_ids
-    assert len(ids) == 2
+    assert len(ids) == 3  # a1, a2 and a5 (whose missing name the worker finds)
     threads = [
         threading.Thread(target=deliver_batch, args=(p.engine, p.settings, p.handle.transport, ids)) for _ in range(3)
     ]
