@@ -1,8 +1,10 @@
 """Bulk writes on PostgreSQL through `COPY ... FROM STDIN` (psycopg 3), in the caller's transaction.
 
 `copy_rows` streams plain rows into a table. `copy_insert_returning` is the bulk form of `INSERT ... ON
-CONFLICT DO NOTHING RETURNING`: the rows are copied into a temporary table (dropped at commit) and moved into
-the real one by one `INSERT ... SELECT`, so duplicates are skipped exactly as a plain insert would skip them.
+CONFLICT DO NOTHING RETURNING`: the rows get ids from the table's sequence and are copied straight in; if one
+of them conflicts with a row already there (another run wrote it meanwhile), that copy is undone (a
+savepoint) and the rows go through a temporary table (dropped at commit) and one `INSERT ... SELECT ... ON
+CONFLICT DO NOTHING`, so duplicates are skipped exactly as a plain insert would skip them.
 Both take rows as dicts with the same keys (the first row's keys are the columns); JSON columns are sent as
 JSON text. Measured on 20,000 ledger rows, about 5 times faster than psycopg's pipelined `executemany`.
 """
@@ -32,9 +34,33 @@ def copy_insert_returning(
     conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], returning: tuple[str, ...]
 ) -> list[tuple[Any, ...]]:
     """Insert `rows`, skipping those that conflict with a row already there; the `returning` columns of the
-    rows inserted (PostgreSQL only)."""
+    rows inserted, in the order given (PostgreSQL only). The table's key is `id`, from its sequence."""
     if not rows:
         return []
+    import psycopg
+
+    raw = conn.connection.dbapi_connection
+    assert isinstance(raw, psycopg.Connection)
+    with raw.cursor() as cursor:
+        cursor.execute(
+            f"SELECT array_agg(nextval(pg_get_serial_sequence('{table.name}', 'id'))) FROM generate_series(1, %s)",
+            (len(rows),),
+        )
+        found = cursor.fetchone()
+    assert found is not None
+    ids: list[int] = found[0]
+    with_ids = [{"id": i, **row} for i, row in zip(ids, rows, strict=True)]
+    try:
+        with conn.begin_nested():
+            _copy(conn, table.name, table, list(with_ids[0]), with_ids)
+    except psycopg.errors.UniqueViolation:
+        return _insert_through_staging(conn, table, rows, returning)
+    return [tuple(row[c] for c in returning) for row in with_ids]
+
+
+def _insert_through_staging(
+    conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], returning: tuple[str, ...]
+) -> list[tuple[Any, ...]]:
     columns = list(rows[0])
     staging = f"staging_{table.name}_{uuid.uuid4().hex[:8]}"
     names = ", ".join(columns)

@@ -3,12 +3,14 @@ it, and the ledger holds exactly what was sent, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from outreach.planning.planned_events import planned_event
 from outreach.store.ledger import Status
-from outreach.store.schema import planned_contents
+from outreach.store.schema import events, planned_contents
 from tests.pipeline import Pipeline
 from tests.smtp_server import SmtpServer
 
@@ -92,3 +94,48 @@ def test_a_dry_run_writes_no_content(pipeline: Pipeline) -> None:
     plan = p.plan(p.campaign(NOTICE))
     assert dict(plan.steps[0].suppressed) == {"missing_data": 1}
     assert _contents(p) == 0 and p.rows() == []
+
+
+QUIET = """
+    id: quiet
+    name: Quiet notice
+    purpose: marketing
+    quiet_hours: {{start: "{start}", end: "{end}"}}
+    steps:
+      - id: tell
+        channel: email
+        content:
+          email: {{subject: "Hi {{{{ name }}}}", text: "Hello {{{{ name }}}}"}}
+"""
+
+
+def test_the_events_of_planned_rows_say_what_the_python_rule_says(pipeline: Pipeline) -> None:
+    # On PostgreSQL the events of a chunk are made by SQL from the ledger rows; they must be the events
+    # `planned_event` makes (planned with not_before, suppressed with and without detail).
+    p = pipeline
+    lines = ["id,name,email,timezone,consent_email"]
+    lines += [f"q{i:03d},N{i},q{i}@example.com,UTC,yes" for i in range(120)]
+    lines += ["r1,R,,UTC,yes", "r2,S,s@example.com,UTC,no"]
+    p.import_csv("\n".join(lines) + "\n")
+    now = datetime.now(UTC)
+    start, end = (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=1)).strftime("%H:%M")
+    plan = p.run(p.campaign(QUIET.format(start=start, end=end)), deliver=False)
+    assert plan.steps[0].deferred == 120 and dict(plan.steps[0].suppressed) == {"no_address": 1, "opted_out": 1}
+    with p.engine.connect() as conn:
+        found = {
+            e["delivery_id"]: e
+            for e in conn.execute(sa.select(events).where(events.c.delivery_id.is_not(None))).mappings()
+        }
+    rows = p.rows()
+    assert len(found) == len(rows) == 122
+    for row in rows:
+        expected = planned_event(row, row["id"])
+        event = found[row["id"]]
+        assert (event["kind"], event["data"], event["customer_id"], event["campaign_id"]) == (
+            expected["kind"],
+            expected["data"],
+            expected["customer_id"],
+            expected["campaign_id"],
+        )
+        assert event["at"] == expected["at"]
+    assert any("not_before" in e["data"] for e in found.values())
