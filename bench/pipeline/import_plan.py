@@ -4,6 +4,7 @@ campaign planned for real (ledger rows written, their ids enqueued to Redis)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -15,6 +16,7 @@ from outreach.core.settings import Settings
 from outreach.customers.importer import import_customers
 from outreach.customers.profiles import attribute_catalog
 from outreach.planning.planner import plan_campaign
+from outreach.planning.queueing import Transport
 from workers.broker import running_workers
 
 OCCURRENCE = "bench"
@@ -24,16 +26,28 @@ def run_import(engine: Engine, settings: Settings, folder: Path, count: int) -> 
     path = folder / "customers.csv"
     log(f"writing {count:,} customers to {path.name} ...")
     write_customers(path, count)
+    phase = import_file(engine, settings, path)
+    if phase.items != count:
+        raise RuntimeError(f"import created {phase.items} customers, expected {count}")
+    return phase
+
+
+def import_file(engine: Engine, settings: Settings, path: Path) -> Phase:
+    """`import_customers` of the CSV at `path`, timed: the customers it created."""
     log("importing ...")
     start = time.perf_counter()
     summary = import_customers(engine, path, settings)
-    seconds = time.perf_counter() - start
-    if summary.created != count:
-        raise RuntimeError(f"import created {summary.created} customers, expected {count}")
-    return Phase(summary.created, seconds)
+    return Phase(summary.created, time.perf_counter() - start)
 
 
-def run_plan(engine: Engine, settings: Settings, folder: Path) -> Phase:
+def run_plan(
+    engine: Engine,
+    settings: Settings,
+    folder: Path,
+    wrap_transport: Callable[[Transport], Transport] | None = None,
+) -> Phase:
+    """Plan the bench campaign for real, its ids enqueued to Redis (through `wrap_transport(transport)` if
+    given, e.g. to count them): the ledger rows planned."""
     path = folder / "campaign.yaml"
     path.write_text(campaign_yaml(), encoding="utf-8")
     with engine.connect() as conn:
@@ -42,8 +56,9 @@ def run_plan(engine: Engine, settings: Settings, folder: Path) -> Phase:
     # Redis: planning only enqueues; `outreach worker` delivers in the next phase.
     with running_workers(settings, engine, start=False) as handle:
         log("planning and enqueueing ...")
+        transport: Transport = handle.transport if wrap_transport is None else wrap_transport(handle.transport)
         start = time.perf_counter()
-        plan = plan_campaign(engine, loaded, settings, OCCURRENCE, dry_run=False, transport=handle.transport)
+        plan = plan_campaign(engine, loaded, settings, OCCURRENCE, dry_run=False, transport=transport)
         seconds = time.perf_counter() - start
     suppressed = sum(sum(s.suppressed.values()) for s in plan.steps)
     if suppressed:
