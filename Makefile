@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-webhooks bench-auto-reply clean
+.PHONY: demo test lint bench bench-scale bench-webhooks bench-auto-reply clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "outreach needs Python 3.11 or newer"'
@@ -25,6 +25,9 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
+
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale
 
 bench-webhooks: $(STAMP)
 	$(BIN)/python -m bench.webhooks

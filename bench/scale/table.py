@@ -92,6 +92,7 @@ def _delivery(customers: int | None, d: PipelineFigures | None) -> list[str]:
     if d.delivery is not None:
         row("deliver (workers launch -> ledger done)", d.delivery.phase)
         row("  of which first -> last send", d.delivery.steady)
+        lines.append(f"  {'  first send after launch':<42}{'':>11}{d.delivery.first_send_after:>9.1f}")
     if d.raw is not None:
         row(f"raw: aiosmtplib ({d.raw.connections} connections)", d.raw.send)
         row("render_email (1 process, 1 thread)", d.raw.build)
