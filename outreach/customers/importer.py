@@ -18,10 +18,11 @@ from sqlalchemy.engine import Connection, Engine
 from outreach.core.errors import InputError, Problem
 from outreach.core.settings import Settings
 from outreach.customers.contacts import ADDRESS_COLUMNS, check_core_fields, normalize_address
+from outreach.customers.imported_ids import ImportedIds
 from outreach.customers.profile_upsert import CustomerRecord, ImportSummary, write_chunk
 from outreach.customers.profiles import IMPORT_SOURCE_PREFIX, attribute_catalog
 from outreach.customers.provisional import adopt_provisional
-from outreach.customers.shared_addresses import SHAREABLE, sharing
+from outreach.customers.shared_addresses import SHAREABLE, shared_with_file
 from outreach.store.database import utcnow
 from outreach.store.fields import (
     ATTRIBUTE_NAME,
@@ -90,28 +91,37 @@ def import_customers(
         if summary.new_attributes:
             conn.execute(attribute_types.insert(), [{"name": k, "type": v} for k, v in summary.new_attributes.items()])
         source = f"{IMPORT_SOURCE_PREFIX}:{path.name}"
+        written = ImportedIds(conn)
         chunk: list[CustomerRecord] = []
         for record in _Reader(path, settings, catalog, allow_invalid_contacts, types).records():
             chunk.append(record)
             if len(chunk) >= CHUNK:
-                write_chunk(conn, chunk, source, summary)
-                _note_shared(conn, chunk, summary)
+                _write(conn, chunk, source, summary, written)
                 chunk = []
         if chunk:
-            write_chunk(conn, chunk, source, summary)
-            _note_shared(conn, chunk, summary)
+            _write(conn, chunk, source, summary, written)
+        _note_shared(conn, written, summary)
+        written.drop()
         summary.adopted = adopt_provisional(conn, utcnow())
     return summary
 
 
-def _note_shared(conn: Connection, chunk: list[CustomerRecord], summary: ImportSummary) -> None:
-    """Record the addresses of a written chunk that another customer (in the file or the store) also has."""
-    lines = {r.id: r.line for r in chunk}
+def _write(
+    conn: Connection, chunk: list[CustomerRecord], source: str, summary: ImportSummary, written: ImportedIds
+) -> None:
+    write_chunk(conn, chunk, source, summary)
+    written.add((r.id, r.line) for r in chunk)
+
+
+def _note_shared(conn: Connection, written: ImportedIds, summary: ImportSummary) -> None:
+    """Record the addresses of the file's customers that another customer (in the file or the store) also has:
+    one query per address column once everything is written, never one per chunk (which scanned what was
+    written so far each time: quadratic in the file's size)."""
+    written.analyze()
     for column in SHAREABLE.values():
-        addresses = [r.core[column] for r in chunk if r.core.get(column)]
-        for address, holders in sharing(conn, column, addresses).items():
-            summary.shared_addresses[(column, address)] = holders
-            summary.shared_lines.update((c, lines[c]) for c in holders if c in lines)
+        for address, holders in shared_with_file(conn, column, written.table).items():
+            summary.shared_addresses[(column, address)] = [c for c, _line in holders]
+            summary.shared_lines.update((c, line) for c, line in holders if line is not None)
 
 
 class _Reader:

@@ -68,6 +68,38 @@ def sharing(conn: Connection, column: str, addresses: Iterable[str]) -> dict[str
     return dict(found)
 
 
+def shared_with_file(conn: Connection, column: str, file: sa.Table) -> dict[str, list[tuple[str, int | None]]]:
+    """The addresses of the address column `column` that more than one customer has and that a customer of
+    `file` (a table of `id, line`: an import's customers, see customers/imported_ids) has, each with its
+    holders in id order as (customer id, their line in the file or None). One query, whatever the file's size:
+    the file's addresses, those of them held more than once, and their holders."""
+    key = _key(column)
+    usable = sa.and_(customers.c.provisional_since.is_(None), customers.c[_INVALID_FLAG[column]].is_(None))
+    in_file = (
+        sa.select(key)
+        .select_from(customers.join(file, file.c.id == customers.c.id))
+        .where(usable, customers.c[column].is_not(None))
+    )
+    shared = (
+        sa.select(key.label("address"))
+        .where(usable, key.in_(in_file))
+        .group_by(key)
+        .having(sa.func.count() > 1)
+        .subquery()
+    )
+    rows = conn.execute(
+        sa.select(shared.c.address, customers.c.id, file.c.line)
+        .join(shared, key == shared.c.address)
+        .outerjoin(file, file.c.id == customers.c.id)
+        .where(usable)
+        .order_by(shared.c.address, customers.c.id)
+    )
+    found: dict[str, list[tuple[str, int | None]]] = defaultdict(list)
+    for address, customer_id, line in rows:
+        found[str(address)].append((str(customer_id), None if line is None else int(line)))
+    return dict(found)
+
+
 def others_at(groups: dict[str, list[str]], column: str, address: str | None, customer_id: str) -> list[str]:
     """The other customers who share `address` with `customer_id` (none when it is not shared)."""
     if not address:
