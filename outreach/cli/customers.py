@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from outreach.cli.common import console, err_console, print_json, print_table, reports_errors, settings, store
@@ -34,8 +35,21 @@ def import_(
     reported: service campaigns do not send to them unless told to (see `shared_address` in campaigns)."""
     cfg = settings()
     engine = store(cfg)
-    with err_console.status(f"importing {file} ..."):
-        summary = import_customers(engine, file, cfg, allow_invalid_contacts=allow_invalid_contacts)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[rows]:,} rows checked"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"importing {file}", total=None, rows=0)
+
+        def advance(done: int, total: int, rows: int) -> None:
+            bar.update(task, completed=done, total=total, rows=rows)
+
+        summary = import_customers(engine, file, cfg, allow_invalid_contacts=allow_invalid_contacts, progress=advance)
     if as_json:
         print_json(_summary_json(summary))
         return

@@ -5,11 +5,14 @@ joining it, instead of once per chunk."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
+
+from outreach.store.bulk_copy import copy_rows
 
 
 class ImportedIds:
@@ -28,11 +31,28 @@ class ImportedIds:
         )
         self.table.create(conn)
 
-    def add(self, rows: Iterable[tuple[str, int]]) -> None:
-        """Note customers written (id, line); one statement."""
-        values = [{"id": i, "line": line} for i, line in rows]
-        if values:
-            self._conn.execute(self.table.insert(), values)
+    def note(self, rows: Sequence[tuple[str, int]]) -> dict[int, int]:
+        """Note the customers of a chunk (id, line), in file order. Returns, for each line whose id came
+        earlier in the file (in an earlier chunk or this one), the line it first came on; those are not noted
+        again. Two statements, whatever the size of the file so far."""
+        postgresql = self._conn.dialect.name == "postgresql"
+        ids = [i for i, _line in rows]
+        key = self.table.c.id
+        among = key == sa.any_(sa.bindparam("ids", ids, type_=ARRAY(sa.String))) if postgresql else key.in_(ids)
+        first = dict(self._conn.execute(sa.select(self.table.c.id, self.table.c.line).where(among)).all())
+        again: dict[int, int] = {}
+        new: list[dict[str, Any]] = []
+        for customer_id, line in rows:
+            earlier = first.setdefault(customer_id, line)
+            if earlier != line:
+                again[line] = earlier
+            else:
+                new.append({"id": customer_id, "line": line})
+        if new and postgresql:
+            copy_rows(self._conn, self.table, new)
+        elif new:
+            self._conn.execute(self.table.insert(), new)
+        return again
 
     def analyze(self) -> None:
         """Give PostgreSQL's planner the table's real size (and that of `customers`, which grew in this
