@@ -43,6 +43,7 @@ def import_(
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
+        disable=not err_console.is_terminal,  # a script reading stderr gets the errors alone
     ) as bar:
         task = bar.add_task(f"importing {file}", total=None, rows=0)
 
