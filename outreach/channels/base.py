@@ -75,11 +75,40 @@ class SendResult:
         return cls(message.delivery_id, Outcome.SENT, provider_id=provider_id)
 
 
+class SendHooks(Protocol):
+    """What a provider tells its caller about each message as it goes, so that the ledger can follow it one
+    message at a time (outreach.delivery.send_recorder)."""
+
+    async def before(self, message: OutgoingMessage) -> bool:
+        """Called right before the message is handed to the vendor, and awaited: False means "do not send
+        it" (it is no longer this batch's), and the provider gives no result for it."""
+        ...
+
+    def after(self, result: SendResult) -> None:
+        """Called as soon as a message's result is known, sent or not (also for one never handed over)."""
+        ...
+
+
+class NoHooks:
+    """Hooks that let every message go and note nothing: for a provider used on its own."""
+
+    async def before(self, message: OutgoingMessage) -> bool:
+        return True
+
+    def after(self, result: SendResult) -> None:
+        return None
+
+
+NO_HOOKS = NoHooks()
+
+
 class Provider(Protocol):
     """Sends a batch of messages of one channel. Created per batch inside the batch's event loop."""
 
     name: str
 
-    async def send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
-        """One result per message, in any order; never raises for a vendor error."""
+    async def send_many(self, messages: Sequence[OutgoingMessage], hooks: SendHooks = NO_HOOKS) -> list[SendResult]:
+        """One result per message that `hooks.before` let go or that failed before it was handed over, in
+        any order, each also given to `hooks.after` as soon as it is known; never raises for a vendor error
+        (an exception from the hooks goes through)."""
         ...

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from outreach.channels.base import OutgoingMessage, SendResult
+from outreach.channels.base import NO_HOOKS, OutgoingMessage, SendHooks, SendResult
 from outreach.channels.email_message import InvalidAddress, render_email
 from outreach.core.errors import AddressInvalid, PermanentError, TransientError
 
@@ -36,12 +36,16 @@ class OutboxProvider:
         suffix = "eml" if message.channel == "email" else "json"
         return self._outbox / message.channel / f"{message.delivery_id}.{suffix}"
 
-    async def send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
-        # Files are small; one thread for the whole batch keeps the event loop free without a thread per file.
-        return await asyncio.to_thread(self._write_all, messages)
-
-    def _write_all(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
-        return [self._write(message) for message in messages]
+    async def send_many(self, messages: Sequence[OutgoingMessage], hooks: SendHooks = NO_HOOKS) -> list[SendResult]:
+        results: list[SendResult] = []
+        for message in messages:
+            if not await hooks.before(message):
+                continue
+            # Files are small; the event loop's threads write them, so the loop stays free.
+            result = await asyncio.to_thread(self._write, message)
+            results.append(result)
+            hooks.after(result)
+        return results
 
     def _write(self, message: OutgoingMessage) -> SendResult:
         if not _CHANNEL_NAME.fullmatch(message.channel):

@@ -17,7 +17,7 @@ from aiosmtplib import (
     SMTPResponseException,
 )
 
-from outreach.channels.base import OutgoingMessage, SendResult
+from outreach.channels.base import NO_HOOKS, OutgoingMessage, SendHooks, SendResult
 from outreach.channels.email_message import InvalidAddress, WireEmail, render_email
 from outreach.channels.transport_errors import classify
 from outreach.core.errors import AddressInvalid, InputError, PermanentError, TransientError
@@ -84,18 +84,23 @@ class SmtpProvider:
     def __repr__(self) -> str:
         return f"SmtpProvider({self.url()!r})"
 
-    async def send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+    async def send_many(self, messages: Sequence[OutgoingMessage], hooks: SendHooks = NO_HOOKS) -> list[SendResult]:
         results: list[SendResult] = []
+
+        def done(result: SendResult) -> None:
+            results.append(result)
+            hooks.after(result)
+
         client: SMTP | None = None
         try:
             for index, message in enumerate(messages):
                 try:
                     email = render_email(message, self._email_from)
                 except InvalidAddress as exc:
-                    results.append(SendResult.failed(message, AddressInvalid(self._mask(str(exc)))))
+                    done(SendResult.failed(message, AddressInvalid(self._mask(str(exc)))))
                     continue
                 except ValueError as exc:
-                    results.append(SendResult.failed(message, PermanentError(self._mask(str(exc)))))
+                    done(SendResult.failed(message, PermanentError(self._mask(str(exc)))))
                     continue
                 if client is None or not client.is_connected:
                     try:
@@ -109,9 +114,11 @@ class SmtpProvider:
                         else:
                             error = self._mask(f"cannot connect to {self._where()}: {_describe(exc)}")
                             code = str(exc.code) if isinstance(exc, SMTPResponseException) else None
-                        results.extend(SendResult.failed(m, TransientError(error, code)) for m in messages[index:])
+                        for left in messages[index:]:
+                            done(SendResult.failed(left, TransientError(error, code)))
                         break
-                results.append(await self._send(client, message, email))
+                if await hooks.before(message):
+                    done(await self._send(client, message, email))
             if client is not None and client.is_connected:
                 # Every message already has its result; a failed goodbye changes none of them.
                 with contextlib.suppress(SMTPException, OSError):

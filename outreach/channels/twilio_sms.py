@@ -29,7 +29,7 @@ from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from outreach.channels.base import OutgoingMessage, SendResult
+from outreach.channels.base import NO_HOOKS, OutgoingMessage, SendHooks, SendResult
 from outreach.channels.transport_errors import TIMEOUT, classify, http_status_code
 from outreach.core.errors import (
     AddressInvalid,
@@ -126,7 +126,7 @@ class TwilioSmsProvider:
             {"messaging_service_sid": sender} if sender.startswith("MG") else {"from_": self._prefix + sender}
         )
 
-    async def send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+    async def send_many(self, messages: Sequence[OutgoingMessage], hooks: SendHooks = NO_HOOKS) -> list[SendResult]:
         if not messages:
             return []
         http_client = AsyncTwilioHttpClient(timeout=self._timeout)
@@ -134,11 +134,15 @@ class TwilioSmsProvider:
             client = self._client(http_client)
             semaphore = asyncio.Semaphore(self._concurrency)
 
-            async def send_one(message: OutgoingMessage) -> SendResult:
+            async def send_one(message: OutgoingMessage) -> SendResult | None:
                 async with semaphore:
-                    return await self._send(client, message)
+                    if not await hooks.before(message):
+                        return None
+                    result = await self._send(client, message)
+                    hooks.after(result)  # before the next message may take this one's place
+                    return result
 
-            return list(await asyncio.gather(*(send_one(m) for m in messages)))
+            return [r for r in await asyncio.gather(*(send_one(m) for m in messages)) if r is not None]
         finally:
             await http_client.close()
 

@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 import aiohttp
 
-from outreach.channels.base import OutgoingMessage, SendResult
+from outreach.channels.base import NO_HOOKS, OutgoingMessage, SendHooks, SendResult
 from outreach.channels.transport_errors import TIMEOUT, classify, http_status_code
 from outreach.core.errors import (
     AddressInvalid,
@@ -150,7 +150,7 @@ class WeChatProvider:
         self._tokens = tokens
         self._key = TokenKey(self._api_base, self._app_id, hashlib.sha256(self._secret.encode()).hexdigest())
 
-    async def send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+    async def send_many(self, messages: Sequence[OutgoingMessage], hooks: SendHooks = NO_HOOKS) -> list[SendResult]:
         if not messages:
             return []
         connector = aiohttp.TCPConnector(limit=self._concurrency)
@@ -159,18 +159,22 @@ class WeChatProvider:
                 # At most one token fetch for the batch: bad credentials fail every message at once.
                 await self._token(session)
             except ProviderError as failure:
-                return [SendResult.failed(m, failure) for m in messages]
+                return _all_failed(messages, failure, hooks)
             except Exception as exc:
                 log.exception("unexpected error fetching a WeChat access token")
                 error = self._mask(f"unexpected error fetching an access token: {type(exc).__name__}: {exc}")
-                return [SendResult.failed(m, TransientError(error)) for m in messages]
+                return _all_failed(messages, TransientError(error), hooks)
             semaphore = asyncio.Semaphore(self._concurrency)
 
-            async def send_one(message: OutgoingMessage) -> SendResult:
+            async def send_one(message: OutgoingMessage) -> SendResult | None:
                 async with semaphore:
-                    return await self._send(session, message)
+                    if not await hooks.before(message):
+                        return None
+                    result = await self._send(session, message)
+                    hooks.after(result)  # before the next message may take this one's place
+                    return result
 
-            return list(await asyncio.gather(*(send_one(m) for m in messages)))
+            return [r for r in await asyncio.gather(*(send_one(m) for m in messages)) if r is not None]
 
     async def _send(self, session: aiohttp.ClientSession, message: OutgoingMessage) -> SendResult:
         try:
@@ -274,3 +278,11 @@ class WeChatProvider:
 def _errcode(body: Mapping[str, Any]) -> tuple[int, str]:
     errcode = body.get("errcode", 0)
     return (errcode if isinstance(errcode, int) else -1), str(body.get("errmsg", ""))
+
+
+def _all_failed(messages: Sequence[OutgoingMessage], error: ProviderError, hooks: SendHooks) -> list[SendResult]:
+    """Every message of a batch failed with one error, none of them handed over."""
+    results = [SendResult.failed(m, error) for m in messages]
+    for result in results:
+        hooks.after(result)
+    return results

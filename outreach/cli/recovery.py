@@ -43,7 +43,9 @@ def sweep(
         return
     console.print(
         f"sweep (rows still for more than {text}): {report.requeued} queued rows enqueued again, "
+        f"{report.unstarted} claimed rows never handed over queued again, "
         f"{report.released} deferred rows released, {report.unknown} sending rows now unknown "
         f"({report.resent} sent again under on_unknown: resend, {report.held} held for replay)",
         highlight=False,
+        soft_wrap=True,
     )

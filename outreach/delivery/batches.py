@@ -6,8 +6,11 @@ This is everything a worker does; the Dramatiq actor in `workers/` only calls `d
 Rows under a throttle (their campaign's, their channel's provider rate: see `outreach.delivery.throttles`) go out at
 the pace their limiters give, in small chunks, the stricter limit winning. A batch takes on only what can
 start within `throttle_horizon` seconds, so no row stays claimed for long: the rest is put back to `queued`
-and its ids go back on the queue, due shortly before the permits kept for them. Results are still recorded
-for the whole batch in one transaction.
+and its ids go back on the queue, due shortly before the permits kept for them.
+
+The ledger follows each message as it goes (outreach.delivery.send_recorder): a row is noted as handed over
+right before its provider call, and its result is committed within milliseconds of the answer, so a worker
+killed mid-batch leaves uncertain only the messages it was sending at that moment.
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 
 from outreach.channels import make_provider
-from outreach.channels.base import OutgoingMessage, Provider, SendResult
+from outreach.channels.base import NO_HOOKS, OutgoingMessage, Provider, SendHooks, SendResult
 from outreach.channels.email_message import message_id_for
 from outreach.core.settings import Settings
 from outreach.delivery.content_at_send import render_claimed
-from outreach.delivery.outcomes import record_outcomes
+from outreach.delivery.outcomes import RetryPlan, record_outcomes
 from outreach.delivery.send_checks import send_time_blocks
+from outreach.delivery.send_recorder import SendRecorder, committer_for
 from outreach.delivery.throttles import Grant, Limit, Throttles, due_times, ticket_for
 from outreach.planning.queueing import Transport, enqueue_in_batches
 from outreach.store.database import utcnow
@@ -89,16 +93,35 @@ def deliver_batch(
             # before the ids are on the queue again, or a worker could find them taken
             release(engine, rows, timedelta(milliseconds=delay_ms))
             transport.enqueue([row["id"] for row in rows], delay_ms)
+    if blocked:
+        record_outcomes(engine, claimed, [], blocked, settings)
     going = [row for group in pacing.now for _, row in group]
     providers = {channel: make_provider(channel, settings) for channel in {row["channel"] for row in going}}
-    results = asyncio.run(_send(pacing.now, providers, settings)) if going else []
     names = {channel: provider.name for channel, provider in providers.items()}
-    retry = record_outcomes(engine, claimed, results, blocked, settings, names)
+    results, retry = asyncio.run(_send_recorded(engine, settings, going, pacing.now, providers, names))
     for delay_ms, retry_ids in retry.by_delay.items():
         enqueue_in_batches(transport, retry_ids, settings.batch_size, delay_ms)
     sent = sum(1 for r in results if r.outcome == "sent")
     retrying = sum(len(v) for v in retry.by_delay.values())
     return BatchOutcome(len(claimed) - len(deferred), sent, len(blocked), retrying, len(deferred))
+
+
+async def _send_recorded(
+    engine: Engine,
+    settings: Settings,
+    going: list[DeliveryRow],
+    groups: list[list[Timed]],
+    providers: dict[str, Provider],
+    names: dict[str, str],
+) -> tuple[list[SendResult], RetryPlan]:
+    """Send the groups, the ledger following each message (outreach.delivery.send_recorder)."""
+    recorder = SendRecorder(committer_for(engine, settings), going, names)
+    try:
+        if going:
+            await _send(groups, providers, settings, recorder)
+    finally:
+        await recorder.close()
+    return recorder.results, recorder.retry
 
 
 def pace(engine: Engine, throttles: Throttles, rows: Sequence[DeliveryRow], ids: Sequence[int]) -> Pacing:
@@ -168,7 +191,9 @@ def release(engine: Engine, rows: Sequence[DeliveryRow], wait: timedelta | None 
             )
 
 
-async def _send(groups: list[list[Timed]], providers: dict[str, Provider], settings: Settings) -> list[SendResult]:
+async def _send(
+    groups: list[list[Timed]], providers: dict[str, Provider], settings: Settings, hooks: SendHooks = NO_HOOKS
+) -> list[SendResult]:
     at_once: dict[str, list[OutgoingMessage]] = defaultdict(list)
     paced: list[list[Timed]] = []
     for group in groups:
@@ -178,13 +203,15 @@ async def _send(groups: list[list[Timed]], providers: dict[str, Provider], setti
         elif group:
             paced.append(group)
     batches = await asyncio.gather(
-        *(providers[ch].send_many(msgs) for ch, msgs in at_once.items()),
-        *(_send_paced(providers[group[0][1]["channel"]], group, settings) for group in paced),
+        *(providers[ch].send_many(msgs, hooks) for ch, msgs in at_once.items()),
+        *(_send_paced(providers[group[0][1]["channel"]], group, settings, hooks) for group in paced),
     )
     return [result for batch in batches for result in batch]
 
 
-async def _send_paced(provider: Provider, group: list[Timed], settings: Settings) -> list[SendResult]:
+async def _send_paced(
+    provider: Provider, group: list[Timed], settings: Settings, hooks: SendHooks = NO_HOOKS
+) -> list[SendResult]:
     """Send rows in chunks, each when the last permit in it is due (never before)."""
     results: list[SendResult] = []
     start = 0
@@ -196,7 +223,7 @@ async def _send_paced(provider: Provider, group: list[Timed], settings: Settings
         wait = (group[end - 1][0] or 0.0) - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        results.extend(await provider.send_many([outgoing(row, settings) for _, row in group[start:end]]))
+        results.extend(await provider.send_many([outgoing(row, settings) for _, row in group[start:end]], hooks))
         start = end
     return results
 

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from outreach.channels.base import Outcome, SendResult
 from outreach.core.settings import Settings
 from outreach.customers.profiles import mark_address_invalid, set_consent
 from outreach.store.database import utcnow
-from outreach.store.ledger import DeliveryRow, Status, move
+from outreach.store.ledger import DeliveryRow, Status, move, move_to_sent
 
 # A result may arrive after the sweep gave the row up as `unknown`: what the provider said still wins.
 _MINE = (Status.SENDING, Status.UNKNOWN)
@@ -43,7 +43,7 @@ def record_outcomes(
     engine: Engine,
     claimed: Sequence[DeliveryRow],
     results: Iterable[SendResult],
-    blocked: dict[int, tuple[str, str]],
+    blocked: Mapping[int, tuple[str, str]],
     settings: Settings,
     provider_names: Mapping[str, str] | None = None,
 ) -> RetryPlan:
@@ -51,9 +51,22 @@ def record_outcomes(
 
     `provider_names` says which provider served each channel, for the ledger's `provider` column.
     """
+    with engine.begin() as conn:
+        return record_in(conn, claimed, results, blocked, settings, provider_names)
+
+
+def record_in(
+    conn: Connection,
+    claimed: Sequence[DeliveryRow] | Mapping[int, DeliveryRow],
+    results: Iterable[SendResult],
+    blocked: Mapping[int, tuple[str, str]],
+    settings: Settings,
+    provider_names: Mapping[str, str] | None = None,
+) -> RetryPlan:
+    """`record_outcomes` in `conn`'s transaction; `claimed` may be the rows by id."""
     provider_names = provider_names or {}
     now = utcnow()
-    rows = {r["id"]: r for r in claimed}
+    rows = claimed if isinstance(claimed, Mapping) else {r["id"]: r for r in claimed}
     retry = RetryPlan()
     # target status -> delivery id -> (columns, event data)
     changes: dict[str, dict[int, tuple[dict[str, Any], dict[str, Any]]]] = defaultdict(dict)
@@ -98,29 +111,34 @@ def record_outcomes(
 
     targets = {"sent": Status.SENT, "failed": Status.FAILED, "dead": Status.DEAD, "retry": Status.QUEUED,
                "suppressed": Status.SUPPRESSED}  # fmt: skip
-    with engine.begin() as conn:
-        for kind, by_id in changes.items():
-            # every row of a batch carries the claim token of that batch
-            for token in {rows[i]["claim_token"] for i in by_id}:
-                ids = [i for i in by_id if rows[i]["claim_token"] == token]
-                move(
-                    conn,
-                    targets[kind],
-                    ids,
-                    expect=_MINE,
-                    token=token,
-                    now=now,
-                    per_row={i: by_id[i][0] for i in ids},
-                    event=f"delivery.{kind}",
-                    describe=lambda r, by_id=by_id: by_id[r["id"]][1],  # type: ignore[misc]
-                )
-        for row in opted_out:
-            for purpose in ("marketing", "service"):
-                set_consent(
-                    conn, row["customer_id"], row["channel"], purpose, "revoked", "provider:recipient-opted-out", at=now
-                )
-        for row, result in invalid:
-            mark_address_invalid(
-                conn, row, f"{provider_names.get(row['channel'], 'provider')} error {result.error_code}", now
+    sent = changes.pop("sent", None)
+    if sent:
+        move_to_sent(
+            conn,
+            {i: (rows[i]["claim_token"], columns, data) for i, (columns, data) in sent.items()},
+            {i: rows[i] for i in sent},
+            now,
+        )
+    for kind, by_id in changes.items():
+        # each row only if still held by the claim it was sent under (rows of several batches may be here)
+        move(
+            conn,
+            targets[kind],
+            list(by_id),
+            expect=_MINE,
+            tokens={i: rows[i]["claim_token"] for i in by_id},
+            now=now,
+            per_row={i: by_id[i][0] for i in by_id},
+            event=f"delivery.{kind}",
+            describe=lambda r, by_id=by_id: by_id[r["id"]][1],  # type: ignore[misc]
+        )
+    for row in opted_out:
+        for purpose in ("marketing", "service"):
+            set_consent(
+                conn, row["customer_id"], row["channel"], purpose, "revoked", "provider:recipient-opted-out", at=now
             )
+    for row, result in invalid:
+        mark_address_invalid(
+            conn, row, f"{provider_names.get(row['channel'], 'provider')} error {result.error_code}", now
+        )
     return retry

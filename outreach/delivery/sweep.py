@@ -8,14 +8,19 @@ still for longer than a limit (`sweep_after`, or `--older-than`):
 * `queued` rows last enqueued (and not claimed since) before the limit, whose `not_before` has passed and
   whose retry came due before the limit, are enqueued again. A row enqueued twice is still sent once: only
   one claim can take it. Rows of a paused or cancelled campaign are left for `campaigns resume`.
-* `sending` rows claimed before the limit belong to a worker that died mid-call: the provider may or may not
-  have sent them, so they become `unknown` (event `delivery.unknown`, with the claim time). The campaign's
-  `on_unknown` decides what then: `hold` (the default) leaves them for an operator's replay; `resend` puts
-  them back to `queued` and enqueues them (event `delivery.requeued`), unless the campaign is cancelled or
-  the row has used up `max_attempts`. An `unknown` row keeps its claim, so the worker's result, should it
-  arrive after all (it was slow, not dead), or the provider's status callback still settles it. A row sent
-  again under `resend` has no such luck: a slow worker's message and the new one may both arrive, which is
-  why `resend` is a campaign's choice and `sweep_after` is longer than a batch can legitimately take.
+* `sending` rows claimed before the limit and never handed to a provider (no `send_started_at`: the worker
+  died before their turn came) go back to `queued` and are enqueued again (event `delivery.requeued`, why
+  "never handed over"); the attempt the claim counted was not made.
+* `sending` rows claimed before the limit and handed to a provider belong to a worker that died mid-call:
+  the provider may or may not have sent them, so they become `unknown` (event `delivery.unknown`, with the
+  claim time). The campaign's `on_unknown` decides what then: `hold` (the default) leaves them for an
+  operator's replay; `resend` puts them back to `queued` and enqueues them (event `delivery.requeued`),
+  unless the campaign is cancelled or the row has used up `max_attempts`. An `unknown` row keeps its claim,
+  so the worker's result, should it arrive after all (it was slow, not dead), or the provider's status
+  callback still settles it. A row sent again under `resend` has no such luck: a slow worker's message and
+  the new one may both arrive, which is why `resend` is a campaign's choice and `sweep_after` is longer than
+  a batch can legitimately take. Workers note each result within milliseconds of the provider's answer
+  (outreach.delivery.send_recorder), so these rows are only the messages in flight when the worker died.
 * deferred rows (quiet hours, holidays) whose `not_before` has passed are released
   (`outreach.delivery.deferred.release_due`).
 
@@ -56,6 +61,7 @@ class SweepReport:
     """What one sweep did, in rows."""
 
     requeued: int = 0  # queued rows the broker had lost (or was slow with), enqueued again
+    unstarted: int = 0  # sending rows past the limit that were never handed to a provider, queued again
     unknown: int = 0  # sending rows past the limit, now `unknown` ...
     resent: int = 0  # ... of which queued and enqueued again (on_unknown: resend)
     held: int = 0  # ... of which left `unknown` for an operator's replay (on_unknown: hold)
@@ -75,8 +81,9 @@ def sweep(
     cutoff = now - older_than
     released = release_due(engine, transport, now, settings.batch_size)
     requeued = requeue_lost(engine, transport, cutoff, now, settings.batch_size)
+    unstarted = requeue_unstarted(engine, transport, settings, cutoff, now)
     unknown, resent = give_up_abandoned(engine, transport, settings, cutoff, now)
-    return SweepReport(requeued, unknown, resent, unknown - resent, released)
+    return SweepReport(requeued, unstarted, unknown, resent, unknown - resent, released)
 
 
 def scheduled_sweep(
@@ -122,13 +129,46 @@ def requeue_lost(engine: Engine, transport: Transport, cutoff: datetime, now: da
             return total
 
 
+def requeue_unstarted(engine: Engine, transport: Transport, settings: Settings, cutoff: datetime, now: datetime) -> int:
+    """Put rows claimed before `cutoff` but never handed to a provider back to `queued` and enqueue them;
+    returns how many. The worker's own note that it hands one over now and this move wait for each other
+    (row locks, both conditional on the row being `sending` without the note), so only one of them wins."""
+    d = deliveries.c
+    unstarted = sa.and_(d.status == Status.SENDING, d.claimed_at < cutoff, d.send_started_at.is_(None))
+    total = 0
+    while True:
+        with engine.begin() as conn:
+            ids = _lock(conn, sa.select(d.id).where(unstarted))
+            moved = move(
+                conn,
+                Status.QUEUED,
+                ids,
+                expect=[Status.SENDING],
+                where=sa.and_(d.claimed_at < cutoff, d.send_started_at.is_(None)),
+                now=now,
+                values={
+                    "attempts": d.attempts - 1,  # the claim counted an attempt that was not made
+                    "claim_token": None,
+                    "claimed_at": None,
+                    "enqueued_at": now,
+                },
+                event="delivery.requeued",
+                describe=lambda r: {"channel": r["channel"], "why": "never handed over (the worker stopped first)"},
+            )
+        again = [row["id"] for row in moved]
+        enqueue_in_batches(transport, again, settings.batch_size)
+        total += len(again)
+        if len(ids) < CHUNK:
+            return total
+
+
 def give_up_abandoned(
     engine: Engine, transport: Transport, settings: Settings, cutoff: datetime, now: datetime
 ) -> tuple[int, int]:
     """Turn rows claimed before `cutoff` and still `sending` into `unknown`, then apply each campaign's
     `on_unknown`; returns (rows made unknown, rows of those queued again)."""
     d = deliveries.c
-    abandoned = sa.and_(d.status == Status.SENDING, d.claimed_at < cutoff)
+    abandoned = sa.and_(d.status == Status.SENDING, d.claimed_at < cutoff, d.send_started_at.is_not(None))
     columns = (d.id, d.customer_id, d.campaign_id, d.channel, d.attempts, d.claimed_at)
     query = (
         sa.select(*columns, campaigns.c.on_unknown, campaigns.c.state)
@@ -145,7 +185,7 @@ def give_up_abandoned(
                 Status.UNKNOWN,
                 list(rows),
                 expect=[Status.SENDING],
-                where=d.claimed_at < cutoff,
+                where=sa.and_(d.claimed_at < cutoff, d.send_started_at.is_not(None)),
                 now=now,
                 describe=lambda r: _unknown_event(r, decisions[r["id"]]),  # noqa: B023 (called before the loop goes on)
             )

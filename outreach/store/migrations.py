@@ -78,7 +78,24 @@ def _v4_content_rendered_at_send(conn: Connection) -> None:
     planned_contents.create(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Migration] = [_v2_responses_and_journeys, _v3_conversations, _v4_content_rendered_at_send]
+def _v5_send_started(conn: Connection) -> None:
+    """Workers note when each message is handed to its provider. A row an older worker is sending now may
+    have gone, so it counts as handed over."""
+    _add_columns(conn, deliveries, ["send_started_at"])
+    d = deliveries.c
+    conn.execute(
+        deliveries.update()
+        .where(d.status == "sending", d.send_started_at.is_(None))
+        .values(send_started_at=d.claimed_at)
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    _v2_responses_and_journeys,
+    _v3_conversations,
+    _v4_content_rendered_at_send,
+    _v5_send_started,
+]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 

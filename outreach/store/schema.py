@@ -140,6 +140,9 @@ deliveries = sa.Table(
     sa.Column("enqueued_at", UTCDateTime),
     sa.Column("claimed_at", UTCDateTime),
     sa.Column("claim_token", sa.String(36)),
+    # When the claiming worker handed the message to its provider: a `sending` row without it was never
+    # handed over (the sweep queues it again), one with it may have gone (the sweep makes it `unknown`).
+    sa.Column("send_started_at", UTCDateTime),
     sa.Column("sent_at", UTCDateTime),
     sa.Column("delivered_at", UTCDateTime),
     sa.Column("finished_at", UTCDateTime),

@@ -241,7 +241,7 @@ def test_sigkill_mid_call_then_sweep(
     wait_for("the rows to be a second old", still_for(p, 1.0))
     counts = run_sweep_command(workers.env)
     resent = 8 if on_unknown == "resend" else 0
-    expected = {"requeued": 4, "unknown": 8, "resent": resent, "held": 8 - resent, "released": 0}
+    expected = {"requeued": 4, "unstarted": 0, "unknown": 8, "resent": resent, "held": 8 - resent, "released": 0}
     assert counts == {"older_than": "1s", **expected}
 
     workers = Workers(p.settings, tmp_path / "workers.log")
@@ -295,7 +295,15 @@ def test_wiped_broker_mid_campaign_then_sweep(
 
     wait_for("the rows to be a second old", still_for(p, 1.0))
     counts = run_sweep_command(workers.env)
-    assert counts == {"older_than": "1s", "requeued": lost, "unknown": 0, "resent": 0, "held": 0, "released": 0}
+    assert counts == {
+        "older_than": "1s",
+        "requeued": lost,
+        "unstarted": 0,
+        "unknown": 0,
+        "resent": 0,
+        "held": 0,
+        "released": 0,
+    }
     workers = Workers(p.settings, tmp_path / "workers.log")
     try:
         wait_for("the campaign to finish", done(p, "statements"), workers)
@@ -337,3 +345,65 @@ def test_providers_refusing_for_a_while(
     # Every refusal was one retry of one row, and each went through at a later attempt.
     assert (retries(p, "mail"), retries(p, "sms-429"), retries(p, "sms-500")) == (6, 5, 5)
     assert sweep(p.engine, p.handle.transport, p.settings, timedelta(seconds=1), utcnow()) == SweepReport()
+
+
+@pytest.fixture
+def big_batches(
+    store_url: str,
+    make_settings: Callable[..., Settings],
+    smtp_server: SmtpServer,
+    redis_url: str,
+    broker_namespace: str,
+    tmp_path: Path,
+) -> Iterator[Pipeline]:
+    """The engine on Redis with SMTP, in batches of 100 rows as in production."""
+    settings = make_settings(
+        store_url, broker_url=redis_url, broker_namespace=broker_namespace, smtp_url=smtp_server.url, batch_size=100
+    )
+    engine = open_store(store_url)
+    folder = tmp_path / "work"
+    folder.mkdir()
+    with running_workers(settings, engine, start=False) as handle:
+        yield Pipeline(settings, engine, handle, folder)
+    engine.dispose()
+
+
+def test_sigkill_mid_campaign_leaves_unknown_only_what_was_in_flight(
+    big_batches: Pipeline, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    p = big_batches
+    processes, threads, total = 2, 4, 3000
+    p.import_csv(
+        "id,name,email,consent_email\n"
+        + "".join(f"k{i:04d},Customer {i},k{i:04d}@example.com,yes\n" for i in range(total))
+    )
+    p.run(p.campaign(campaign("statements", "email")), deliver=False)  # 30 batches of 100
+    received = smtp_server.handler.received
+    workers = Workers(p.settings, tmp_path / "workers.log", processes=processes, threads=threads)
+    try:
+        wait_for("a third of the campaign at the SMTP server", lambda: len(received) >= total // 3, workers)
+    finally:
+        workers.kill()  # mid-batch: every thread is between claim and its last result
+    at_kill = by_status(p)
+    arrived = Counter(m.rcpt_tos[0] for m in received)
+
+    wait_for("the rows to be a second old", still_for(p, 1.0))
+    counts = run_sweep_command(workers.env)
+    # Each SMTP session is one message in flight per thread; its result is committed before the next starts.
+    assert 0 < counts["unknown"] <= 2 * processes * threads, (at_kill, counts)
+    assert counts["unstarted"] > 0  # the rest of the killed batches went back to the queue, not to `unknown`
+    unknown = {r["address"] for r in p.rows(status=Status.UNKNOWN)}
+    assert all(arrived[address] <= 1 for address in unknown)
+    sent_at_kill = {r["address"] for r in p.rows(status=Status.SENT)}
+    assert all(arrived[address] == 1 for address in sent_at_kill)  # nothing recorded sent that did not go
+
+    workers = Workers(p.settings, tmp_path / "workers.log", processes=processes, threads=threads)
+    try:
+        wait_for("the campaign to finish", done(p, "statements"), workers, timeout=120)
+    finally:
+        workers.stop()
+    final = by_status(p)
+    assert final == {Status.SENT: total - counts["unknown"], Status.UNKNOWN: counts["unknown"]}
+    arrived = Counter(m.rcpt_tos[0] for m in received)
+    assert max(arrived.values()) == 1  # none doubled
+    assert all(arrived[r["address"]] == 1 for r in p.rows(status=Status.SENT))  # none lost

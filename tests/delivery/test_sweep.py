@@ -18,11 +18,12 @@ import sqlalchemy as sa
 from outreach.channels.base import SendResult
 from outreach.delivery.batches import outgoing
 from outreach.delivery.outcomes import record_outcomes
+from outreach.delivery.send_recorder import mark_started
 from outreach.delivery.sweep import SweepReport, sweep
 from outreach.inbound.provider_reports import ReportOutcome, StatusReport, apply_status_reports
 from outreach.journeys.scheduler import SchedulerCore
 from outreach.store.database import utcnow
-from outreach.store.ledger import Status, claim
+from outreach.store.ledger import DeliveryRow, Status, claim
 from outreach.store.schema import campaigns, deliveries, events
 from tests.commands import OUTREACH, environment
 from tests.pipeline import Pipeline
@@ -57,6 +58,14 @@ def lost(p: Pipeline, on_unknown: str = "hold") -> list[int]:
     p.handle.broker.flush_all()
     assert len(plan.row_ids) == 6
     return list(plan.row_ids)
+
+
+def handed_over(p: Pipeline, ids: list[int]) -> list[DeliveryRow]:
+    """Claim the rows and note them handed to the provider, as a worker does right before each call."""
+    claimed = claim(p.engine, ids)
+    with p.engine.begin() as conn:
+        assert mark_started(conn, claimed) == {r["id"] for r in claimed}
+    return claimed
 
 
 def later(minutes: float) -> Any:
@@ -144,7 +153,7 @@ def test_deferred_rows_whose_time_has_come_are_released(pipeline: Pipeline, smtp
 def test_sending_rows_of_dead_workers_become_unknown_and_are_held(pipeline: Pipeline, smtp_server: SmtpServer) -> None:
     p = pipeline
     ids = lost(p)
-    claimed = claim(p.engine, ids)  # a worker took them, then died without a word
+    claimed = handed_over(p, ids)  # a worker took them, began sending, then died without a word
     assert len(claimed) == 6
     age(p, ids, 60)
     assert run_sweep(p) == SweepReport()  # just claimed: a live worker may still be sending
@@ -161,12 +170,45 @@ def test_sending_rows_of_dead_workers_become_unknown_and_are_held(pipeline: Pipe
     assert received(smtp_server) == []
 
 
+def test_claimed_rows_never_handed_over_are_queued_again_and_sent_once(
+    pipeline: Pipeline, smtp_server: SmtpServer
+) -> None:
+    p = pipeline
+    ids = lost(p)
+    claimed = claim(p.engine, ids)  # a worker took them and died before handing any to its provider ...
+    with p.engine.begin() as conn:
+        mark_started(conn, claimed[:2])  # ... but the first two
+    age(p, ids, 60)
+    assert run_sweep(p) == SweepReport()  # just claimed: a live worker may still be on its way to them
+    age(p, ids, 10, "claimed_at")
+    assert run_sweep(p) == SweepReport(unstarted=4, unknown=2, held=2)
+    rows = p.rows()
+    assert [r["status"] for r in rows] == [Status.UNKNOWN] * 2 + [Status.QUEUED] * 4
+    assert [r["attempts"] for r in rows[2:]] == [0] * 4  # the claim's attempt was never made
+    kind, data = timeline(p, ids[2])[-1]
+    assert (kind, data["why"]) == ("delivery.requeued", "never handed over (the worker stopped first)")
+    assert run_sweep(p) == SweepReport()
+    p.deliver_queued()
+    assert received(smtp_server) == EVERYONE[2:]
+    assert statuses(p) == [Status.UNKNOWN] * 2 + [Status.SENT] * 4
+
+
+def test_a_worker_does_not_send_a_row_the_sweep_took_back(pipeline: Pipeline) -> None:
+    p = pipeline
+    ids = lost(p)
+    claimed = claim(p.engine, ids)
+    age(p, ids, 10, "claimed_at")
+    assert run_sweep(p) == SweepReport(unstarted=6)
+    with p.engine.begin() as conn:  # the slow worker comes to its rows after all: none may go
+        assert mark_started(conn, claimed) == set()
+
+
 def test_on_unknown_resend_sends_them_again_within_the_attempt_budget(
     pipeline: Pipeline, smtp_server: SmtpServer
 ) -> None:
     p = pipeline
     ids = lost(p, on_unknown="resend")
-    claim(p.engine, ids)
+    handed_over(p, ids)
     age(p, ids, 10, "claimed_at")
     set_rows(p, ids[:1], attempts=p.settings.max_attempts)  # this one has been tried often enough
     assert run_sweep(p) == SweepReport(unknown=6, resent=5, held=1)
@@ -185,7 +227,7 @@ def test_on_unknown_resend_sends_them_again_within_the_attempt_budget(
 def test_a_cancelled_campaign_is_not_resent(pipeline: Pipeline, smtp_server: SmtpServer) -> None:
     p = pipeline
     ids = lost(p, on_unknown="resend")
-    claim(p.engine, ids)
+    handed_over(p, ids)
     age(p, ids, 10, "claimed_at")
     with p.engine.begin() as conn:
         conn.execute(campaigns.update().values(state="cancelled"))
@@ -197,7 +239,7 @@ def test_a_cancelled_campaign_is_not_resent(pipeline: Pipeline, smtp_server: Smt
 def test_a_late_result_or_the_providers_report_settles_an_unknown_row(pipeline: Pipeline) -> None:
     p = pipeline
     ids = lost(p)
-    claimed = claim(p.engine, ids)
+    claimed = handed_over(p, ids)
     age(p, ids, 10, "claimed_at")
     assert run_sweep(p) == SweepReport(unknown=6, held=6)
     # The worker was slow, not dead: its result still counts.
@@ -214,7 +256,7 @@ def test_a_late_result_or_the_providers_report_settles_an_unknown_row(pipeline: 
 def test_a_report_that_beats_the_sweep_keeps_the_row(pipeline: Pipeline) -> None:
     p = pipeline
     ids = lost(p)
-    claim(p.engine, ids)
+    handed_over(p, ids)
     age(p, ids, 10, "claimed_at")
     apply_status_reports(p.engine, [StatusReport("SMfast", "sent", delivery_id=ids[0])])
     assert run_sweep(p) == SweepReport(unknown=5, held=5)
@@ -242,7 +284,7 @@ def test_the_scheduler_sweeps_once_a_minute_with_the_configured_limit(
 def test_outreach_sweep_command(pipeline: Pipeline, smtp_server: SmtpServer) -> None:
     p = pipeline
     ids = lost(p)
-    claim(p.engine, ids[:2])
+    handed_over(p, ids[:2])
     age(p, ids, 60)
     age(p, ids[:2], 60, "claimed_at")
     env = environment(p.settings)
@@ -260,7 +302,15 @@ def test_outreach_sweep_command(pipeline: Pipeline, smtp_server: SmtpServer) -> 
     done = outreach("--older-than", "30m", "--json")
     assert done.returncode == 0, done.stderr
     counts = json.loads(done.stdout)
-    assert counts == {"older_than": "30m", "requeued": 4, "unknown": 2, "resent": 0, "held": 2, "released": 0}
+    assert counts == {
+        "older_than": "30m",
+        "requeued": 4,
+        "unstarted": 0,
+        "unknown": 2,
+        "resent": 0,
+        "held": 2,
+        "released": 0,
+    }
     # The in-process broker delivers before the command returns.
     assert received(smtp_server) == EVERYONE[2:]
     again = outreach()  # the configured limit (15m by default)

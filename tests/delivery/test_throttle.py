@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from outreach.channels.base import OutgoingMessage, SendResult
+from outreach.channels.base import NO_HOOKS, OutgoingMessage, SendHooks, SendResult
 from outreach.core.errors import InputError
 from outreach.core.settings import Settings, load_settings
 from outreach.delivery import batches
@@ -279,7 +279,7 @@ def test_rows_wait_for_their_permits_and_go_in_chunks(
             self.calls: list[list[int]] = []
             self.due_sent = asyncio.Event()
 
-        async def send_many(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        async def send_many(self, messages: Sequence[OutgoingMessage], hooks: SendHooks = NO_HOOKS) -> list[SendResult]:
             self.calls.append([m.delivery_id for m in messages])
             if sum(len(call) for call in self.calls) >= 4:
                 self.due_sent.set()
