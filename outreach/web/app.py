@@ -35,7 +35,7 @@ from outreach.web.state import AppState
 from outreach.web.twilio_hooks import INBOUND_PATH, STATUS_PATH, inbound_message, status_callback
 from outreach.web.unsubscribe_page import unsubscribe
 from outreach.web.wechat_hooks import PATH as WECHAT_PATH
-from outreach.web.wechat_hooks import replay_window, wechat
+from outreach.web.wechat_hooks import plaintext_warning, replay_window, wechat
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ def create_app(settings: Settings, transport_factory: TransportFactory | None = 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         window = replay_window(settings)  # a bad setting is refused before anything opens
+        warning = plaintext_warning(settings)
+        if warning:
+            log.warning("%s", warning)
         # As many connections as the threadpool has threads (Starlette runs blocking work on 40), so that
         # requests never queue for a connection.
         engine = open_store(settings.database_url, pool_size=20, max_overflow=20)

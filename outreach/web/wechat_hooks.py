@@ -26,16 +26,20 @@ with a digest of the message (decrypted, in safe mode) or, for a GET, of its `ec
 
 GET verification is held to the same window and nonce rule: its signature has the same form as a push's, so
 an unspent verification URL would otherwise sign a plaintext push. Its repeat (same echostr) is echoed again.
+Since all this bounds a replay but cannot stop a push altered in flight, the app warns when it starts in
+plaintext mode with a public URL beyond this machine (`plaintext_warning`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 from xml.etree.ElementTree import ParseError
 
 import defusedxml
@@ -47,7 +51,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from outreach.core.durations import format_duration, parse_duration
 from outreach.core.errors import InputError
-from outreach.core.settings import Settings
+from outreach.core.settings import Settings, mask_url
 from outreach.customers.profiles import ConsentStatus, set_consent
 from outreach.inbound.responses import InboundMessage, ReadAs, file_inbound
 from outreach.store.database import utcnow
@@ -77,6 +81,24 @@ def replay_window(settings: Settings) -> timedelta:
         return parse_duration(settings.wechat_replay_window)
     except ValueError as exc:
         raise InputError.single("wechat_replay_window", str(exc)) from None
+
+
+def plaintext_warning(settings: Settings) -> str | None:
+    """What to warn of when WeChat pushes would be taken in plaintext mode at a URL beyond this machine."""
+    if not settings.wechat_token or settings.wechat_aes_key:
+        return None
+    host = urlsplit(settings.public_url).hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost" or host.endswith(".localhost")
+    if loopback:
+        return None
+    return (
+        f"WeChat pushes to {mask_url(settings.public_url.rstrip('/'))}{PATH} are taken in plaintext mode: their"
+        " signature does not cover the body, so whoever is on the network path can alter a push before it"
+        " arrives. Set OUTREACH_WECHAT_AES_KEY and switch the Official Account to safe mode (安全模式)"
+    )
 
 
 @dataclass(frozen=True)

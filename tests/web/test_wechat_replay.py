@@ -4,6 +4,7 @@ safe mode, with the pairs taken kept in Redis (a Redis broker) or in the store (
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -17,6 +18,7 @@ from outreach.customers.profiles import customer_consents
 from outreach.store.database import shift_clock
 from outreach.store.schema import consents, conversations, events, inbound_messages, wechat_push_nonces
 from tests.pipeline import Pipeline
+from tests.services import free_port
 from tests.web_server import WebServer
 from tests.wechat_pushes import fields_xml, safe_mode, timestamp_now, url_params
 
@@ -223,3 +225,26 @@ def test_the_window_is_a_setting(pipeline: Pipeline) -> None:
         assert post(web, url_params(TOKEN, timestamp_now(-timedelta(minutes=20))), text("x", "71")).text == "success"
         answer = post(web, url_params(TOKEN, timestamp_now(-timedelta(minutes=31))), text("y", "72"))
         assert (answer.status_code, answer.text) == (403, "timestamp older than the replay window (30m)\n")
+
+
+def test_plaintext_mode_at_a_public_url_is_warned_of_at_start(
+    pipeline: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    p = pipeline
+    public = replace(p.settings, wechat_token=TOKEN, public_url="https://wechat.bank.example")
+    caplog.set_level(logging.WARNING, logger="outreach.web.app")
+    with WebServer(public, listen=("127.0.0.1", free_port())) as web:
+        assert requests.get(web.url("/healthz"), timeout=10).text == "ok"
+    [warning] = [r for r in caplog.records if r.name == "outreach.web.app"]
+    assert warning.levelno == logging.WARNING
+    assert "https://wechat.bank.example/webhooks/wechat are taken in plaintext mode" in warning.getMessage()
+    assert "OUTREACH_WECHAT_AES_KEY" in warning.getMessage() and TOKEN not in warning.getMessage()
+    caplog.clear()
+    # Safe mode, or a server only this machine reaches: nothing to warn of.
+    for settings in (
+        replace(public, wechat_aes_key=AES_KEY, wechat_app_id=APP_ID),
+        replace(p.settings, wechat_token=TOKEN),
+    ):
+        with WebServer(settings, listen=("127.0.0.1", free_port())):
+            pass
+    assert [r for r in caplog.records if r.name == "outreach.web.app"] == []
