@@ -15,18 +15,22 @@ from outreach.web.app import create_app
 
 
 class WebServer:
-    """Serves `create_app(settings)` on the host and port of `settings.public_url`; auto-replies of inbound
-    triggers go to `transport` (the test's in-process broker), or wait in the ledger without one."""
+    """Serves `create_app(settings)` on the host and port of `settings.public_url` (or on `listen`, for a
+    public URL that is not this machine's); auto-replies of inbound triggers go to `transport` (the test's
+    in-process broker), or wait in the ledger without one."""
 
-    def __init__(self, settings: Settings, transport: Transport | None = None) -> None:
+    def __init__(
+        self, settings: Settings, transport: Transport | None = None, listen: tuple[str, int] | None = None
+    ) -> None:
         url = urlsplit(settings.public_url)
-        assert url.hostname and url.port, settings.public_url
+        host, port = listen or (url.hostname, url.port)
+        assert host and port, settings.public_url
         self.settings = settings
-        self.base_url = settings.public_url.rstrip("/")
+        self.base_url = f"http://{host}:{port}" if listen else settings.public_url.rstrip("/")
         config = uvicorn.Config(
             create_app(settings, (lambda _engine: (transport, lambda: None)) if transport else None),
-            host=url.hostname,
-            port=url.port,
+            host=host,
+            port=port,
             log_level="warning",
             lifespan="on",
         )

@@ -9,20 +9,35 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import secrets
+from datetime import timedelta
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-TIMESTAMP = "1732838400"
-NONCE = "8271635"
+from outreach.store.database import utcnow
 
 
 def sha1_of_sorted(*parts: str) -> str:
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
 
 
-def url_params(token: str, **extra: str) -> dict[str, str]:
-    """The query string WeChat adds to a push: timestamp, nonce and their signature."""
-    return {"timestamp": TIMESTAMP, "nonce": NONCE, "signature": sha1_of_sorted(token, TIMESTAMP, NONCE), **extra}
+def timestamp_now(offset: timedelta = timedelta(0)) -> str:
+    """WeChat's timestamp for a push sent now (`offset` from now), on the engine's clock: the one the server
+    checks it against, which a test may have moved ahead."""
+    return str(int((utcnow() + offset).timestamp()))
+
+
+def new_nonce() -> str:
+    """A nonce no other push of the run has (WeChat's are digits)."""
+    return str(secrets.randbelow(10**12))
+
+
+def url_params(token: str, timestamp: str | None = None, nonce: str | None = None, **extra: str) -> dict[str, str]:
+    """The query string WeChat adds to a push: timestamp (now unless given), nonce (a new one unless given)
+    and their signature."""
+    timestamp = timestamp or timestamp_now()
+    nonce = nonce or new_nonce()
+    return {"timestamp": timestamp, "nonce": nonce, "signature": sha1_of_sorted(token, timestamp, nonce), **extra}
 
 
 def fields_xml(fields: dict[str, str]) -> bytes:
@@ -39,8 +54,19 @@ def encrypt(encoding_aes_key: str, app_id: str, message: bytes) -> str:
     return base64.b64encode(encryptor.update(plain) + encryptor.finalize()).decode()
 
 
-def safe_mode(token: str, encoding_aes_key: str, app_id: str, message: bytes) -> tuple[dict[str, str], bytes]:
-    """The query string and body of `message` pushed in safe mode."""
+def safe_mode(
+    token: str,
+    encoding_aes_key: str,
+    app_id: str,
+    message: bytes,
+    timestamp: str | None = None,
+    nonce: str | None = None,
+) -> tuple[dict[str, str], bytes]:
+    """The query string (the timestamp now and a new nonce, unless given) and body of `message` pushed in
+    safe mode."""
     encrypted = encrypt(encoding_aes_key, app_id, message)
-    params = url_params(token, encrypt_type="aes", msg_signature=sha1_of_sorted(token, TIMESTAMP, NONCE, encrypted))
-    return params, fields_xml({"ToUserName": "gh_bank", "Encrypt": encrypted})
+    params = url_params(token, timestamp, nonce)
+    msg_signature = sha1_of_sorted(token, params["timestamp"], params["nonce"], encrypted)
+    return {**params, "encrypt_type": "aes", "msg_signature": msg_signature}, fields_xml(
+        {"ToUserName": "gh_bank", "Encrypt": encrypted}
+    )

@@ -30,10 +30,12 @@ def serve(
     import uvicorn
 
     from outreach.web.wechat_crypto import aes_key
+    from outreach.web.wechat_hooks import replay_window
 
     cfg = settings()
     if cfg.wechat_aes_key:
         aes_key(cfg.wechat_aes_key)  # a malformed key is refused now, not on WeChat's first push
+    replay_window(cfg)  # likewise a window that is not a duration
     store(cfg).dispose()  # create or upgrade the schema once, before the processes start
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(

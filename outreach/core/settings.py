@@ -90,6 +90,9 @@ class Settings:
     wechat_app_secret: str | None = None
     wechat_token: str | None = None
     wechat_aes_key: str | None = None
+    # How far a push's `timestamp` may be from our clock, either way (a duration); inside it each
+    # (timestamp, nonce) is taken once, so a captured push cannot be replayed.
+    wechat_replay_window: str = "5m"
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_timeout: float = 30.0
 

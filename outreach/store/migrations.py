@@ -29,6 +29,7 @@ from outreach.store.schema import (
     metadata,
     planned_contents,
     schedules,
+    wechat_push_nonces,
 )
 
 # Each upgrade takes the schema from version N to N+1. A fresh database gets the current tables directly.
@@ -90,11 +91,17 @@ def _v5_send_started(conn: Connection) -> None:
     )
 
 
+def _v6_wechat_push_nonces(conn: Connection) -> None:
+    """The (timestamp, nonce) pairs of WeChat pushes taken in the replay window, so none is taken twice."""
+    wechat_push_nonces.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Migration] = [
     _v2_responses_and_journeys,
     _v3_conversations,
     _v4_content_rendered_at_send,
     _v5_send_started,
+    _v6_wechat_push_nonces,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

@@ -203,6 +203,19 @@ inbound_messages = sa.Table(
     sa.Index("ix_inbound_customer", "customer_id", "received_at"),
 )
 
+# The WeChat pushes taken in the replay window (`outreach.web.push_replay`), when the broker is not Redis: one
+# row per (timestamp, nonce), with the digest of what was pushed under it, kept until the pair is out of the
+# window (`expires_at`) and then deleted.
+wechat_push_nonces = sa.Table(
+    "wechat_push_nonces",
+    metadata,
+    sa.Column("timestamp", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("nonce", sa.String(64), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index("ix_wechat_push_nonces_expires", "expires_at"),
+)
+
 # The scheduler's sweep looks for messages whose inbound triggers have not run: few, and found by this index.
 ix_inbound_untriggered = sa.Index(
     "ix_inbound_untriggered",

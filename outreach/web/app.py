@@ -29,12 +29,13 @@ from outreach.inbound.provider_reports import apply_status_reports
 from outreach.planning.queueing import Transport
 from outreach.store.database import open_store
 from outreach.web.bodies import BadRequest
+from outreach.web.push_replay import push_nonces
 from outreach.web.security_headers import SecurityHeaders
 from outreach.web.state import AppState
 from outreach.web.twilio_hooks import INBOUND_PATH, STATUS_PATH, inbound_message, status_callback
 from outreach.web.unsubscribe_page import unsubscribe
 from outreach.web.wechat_hooks import PATH as WECHAT_PATH
-from outreach.web.wechat_hooks import wechat
+from outreach.web.wechat_hooks import plaintext_warning, replay_window, wechat
 
 log = logging.getLogger(__name__)
 
@@ -64,21 +65,27 @@ TransportFactory = Callable[[Engine], tuple[Transport | None, Callable[[], None]
 def create_app(settings: Settings, transport_factory: TransportFactory | None = None) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        window = replay_window(settings)  # a bad setting is refused before anything opens
+        warning = plaintext_warning(settings)
+        if warning:
+            log.warning("%s", warning)
         # As many connections as the threadpool has threads (Starlette runs blocking work on 40), so that
         # requests never queue for a connection.
         engine = open_store(settings.database_url, pool_size=20, max_overflow=20)
         committer = GroupCommitter(partial(apply_status_reports, engine))
         await committer.start()
         transport, close_transport = (transport_factory or _no_transport)(engine)
+        nonces = push_nonces(settings, engine)
         try:
             campaigns = CampaignFolder(engine, settings)
             app.state.outreach = AppState(
-                settings, engine, signing_key(engine, settings), committer, campaigns, transport
+                settings, engine, signing_key(engine, settings), committer, campaigns, transport, nonces, window
             )
             yield
         finally:
             await committer.stop()
             close_transport()
+            nonces.close()
             engine.dispose()
 
     routes = [

@@ -25,11 +25,11 @@ from outreach.inbound.triggers import answer_inbound, answer_pending, matching
 from outreach.store.database import shift_clock, utcnow
 from outreach.store.schema import conversations, customers, inbound_messages
 from outreach.web.twilio_hooks import INBOUND_PATH
-from outreach.web.wechat_hooks import signature_for
 from tests.delivery.test_failures_cli import cli, run
 from tests.pipeline import Pipeline
 from tests.smtp_server import SmtpServer
 from tests.web_server import WebServer
+from tests.wechat_pushes import url_params
 from tests.wechat_server import WeChatServer, new_openid
 
 TOKEN = "wechat-verify-token"
@@ -86,8 +86,7 @@ def desk(pipeline: Pipeline) -> Iterator[WebServer]:
 
 
 def wechat_text(web: WebServer, openid: str, text: str, msg_id: str) -> requests.Response:
-    params = {"timestamp": "1732838400", "nonce": "8271635"}
-    params["signature"] = signature_for(TOKEN, params["timestamp"], params["nonce"])
+    params = url_params(TOKEN)  # a current timestamp and a new nonce, as WeChat signs each push
     fields = {"ToUserName": "gh_bank", "FromUserName": openid, "CreateTime": "1732838460", "MsgType": "text",
               "Content": text, "MsgId": msg_id}  # fmt: skip
     body = "<xml>" + "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items()) + "</xml>"

@@ -152,3 +152,16 @@ def test_a_version_2_store_gains_conversations_and_its_old_messages_trigger_noth
     assert row["triggers_done_at"] == received and row["conversation_id"] is None
     assert "conversations" in sa.inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_a_version_4_store_gains_send_started_at_and_the_table_of_wechat_push_nonces(store_url: str) -> None:
+    engine = make_engine(store_url)
+    with engine.begin() as conn:
+        create_old_store(conn, 4, {"wechat_push_nonces"}, {"deliveries": {"send_started_at"}})
+    migrate(engine)
+    assert version(store_url) == migrations.SCHEMA_VERSION
+    inspector = sa.inspect(engine)
+    assert "send_started_at" in {c["name"] for c in inspector.get_columns("deliveries")}
+    assert "wechat_push_nonces" in inspector.get_table_names()
+    assert inspector.get_pk_constraint("wechat_push_nonces")["constrained_columns"] == ["timestamp", "nonce"]
+    engine.dispose()

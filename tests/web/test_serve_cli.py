@@ -73,3 +73,18 @@ def test_serve_refuses_a_malformed_safe_mode_key_without_printing_it(tmp_path: P
     assert "OUTREACH_WECHAT_AES_KEY: expected the 43 characters" in done.stderr
     assert "not-a-key-but-secret-anyway" not in done.stdout + done.stderr
     assert not (tmp_path / "outreach.db").exists()  # refused before anything was created
+
+
+def test_serve_refuses_a_replay_window_that_is_not_a_duration(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "OUTREACH_DATABASE_URL": f"sqlite:///{tmp_path / 'outreach.db'}",
+        "OUTREACH_CONFIG": str(tmp_path / "missing.toml"),
+        "OUTREACH_WECHAT_REPLAY_WINDOW": "five minutes",
+    }
+    done = subprocess.run(
+        [OUTREACH, "serve", "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "wechat_replay_window: 'five minutes' is not a duration like 30m" in done.stderr
+    assert not (tmp_path / "outreach.db").exists()  # refused before anything was created

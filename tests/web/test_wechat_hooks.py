@@ -10,18 +10,17 @@ import sqlalchemy as sa
 
 from outreach.customers.profiles import customer_consents, timeline
 from outreach.store.schema import inbound_messages
-from outreach.web.wechat_hooks import signature_for
 from tests.pipeline import Pipeline
 from tests.web_server import WebServer
+from tests.wechat_pushes import url_params
 
 TOKEN = "wechat-verify-token"
 OPENID = "oWxYz_customer_0001"
 
 
 def signed(web: WebServer, **extra: str) -> tuple[str, dict[str, str]]:
-    params = {"timestamp": "1732838400", "nonce": "8271635", **extra}
-    params["signature"] = signature_for(TOKEN, params["timestamp"], params["nonce"])
-    return web.url("/webhooks/wechat"), params
+    """The URL and a query string signed as WeChat signs each request: a current timestamp, a new nonce."""
+    return web.url("/webhooks/wechat"), url_params(TOKEN, **extra)
 
 
 def push(fields: dict[str, str]) -> bytes:
@@ -55,8 +54,9 @@ def test_text_and_follow_events_land_on_the_profile_once(pipeline: Pipeline) -> 
         text = push({"ToUserName": "gh_bank", "FromUserName": OPENID, "CreateTime": "1732838460",
                      "MsgType": "text", "Content": "我要投诉,信用卡被多扣款", "MsgId": "24680135792468"})  # fmt: skip
         for _ in range(2):  # WeChat retries a push it thinks was not answered
-            assert requests.post(url, params=params, data=text, timeout=10).text == "success"
+            assert requests.post(url, params=signed(web)[1], data=text, timeout=10).text == "success"
         # forged, or not XML we accept: nothing changes
+        _, params = signed(web)
         assert requests.post(url, params={**params, "nonce": "1"}, data=text, timeout=10).status_code == 403
         bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><xml><Content>&a;</Content></xml>'
         assert requests.post(url, params=params, data=bomb, timeout=10).status_code == 400
@@ -64,7 +64,7 @@ def test_text_and_follow_events_land_on_the_profile_once(pipeline: Pipeline) -> 
         unfollow = push(
             {"FromUserName": OPENID, "CreateTime": "1732839000", "MsgType": "event", "Event": "unsubscribe"}
         )
-        requests.post(url, params=params, data=unfollow, timeout=10)
+        assert requests.post(url, params=signed(web)[1], data=unfollow, timeout=10).text == "success"
     with p.engine.connect() as conn:
         consents = {(c["purpose"], c["status"], c["source"]) for c in customer_consents(conn, "w1")}
         kinds = [e["kind"] for e in timeline(conn, "w1")]
