@@ -381,7 +381,9 @@ def test_sigkill_mid_campaign_leaves_unknown_only_what_was_in_flight(
     received = smtp_server.handler.received
     workers = Workers(p.settings, tmp_path / "workers.log", processes=processes, threads=threads)
     try:
-        wait_for("a third of the campaign at the SMTP server", lambda: len(received) >= total // 3, workers)
+        wait_for(
+            "a third of the campaign at the SMTP server", lambda: len(received) >= total // 3, workers, timeout=180
+        )
     finally:
         workers.kill()  # mid-batch: every thread is between claim and its last result
     at_kill = by_status(p)
