@@ -28,6 +28,13 @@ def parse_args(argv: list[str] | None, description: str) -> argparse.Namespace:
         help="sizes of the growth table, comma-separated (default: N/10,N); N is always among them",
     )
     parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=600.0,
+        help="time limit of each phase's process: one still running then is stopped, and what it reached is "
+        "shown (default: %(default)g)",
+    )
+    parser.add_argument(
         "--deliver",
         type=int,
         default=100_000,
@@ -51,6 +58,8 @@ def parse_args(argv: list[str] | None, description: str) -> argparse.Namespace:
     options.require_at_least(
         parser, args, 1, "customers", "deliver", "processes", "threads", "batch_size", "raw_messages"
     )
+    if args.max_seconds <= 0:
+        parser.error("--max-seconds must be more than 0")
     if args.sizes is None:
         args.sizes = sorted({max(1, args.customers // 10), args.customers})
     elif args.customers not in args.sizes:

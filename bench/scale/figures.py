@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from bench.pipeline.figures import Figures as PipelineFigures
 from bench.report import Machine
 from bench.scale.child import Measured
-from bench.scale.size_run import SizeRun
+from bench.scale.size_run import LABELS, SizeRun, stop_line
 
 # The issue's target (issue 13): import and plan each at least this fraction of the raw COPY rate.
 TARGET_OF_COPY = 0.075
+
+# How a figure relates to the true one: "" it is the figure; "<=" / ">=" the true figure is at most / at least
+# this (a phase was stopped at the time limit, see Measured.full_seconds).
+Bound = Literal["", "<=", ">="]
 
 
 def ratio(measured: Measured | None, limit: Measured | None) -> float | None:
@@ -67,21 +71,25 @@ class Figures:
 
 
 def check_size(run: SizeRun) -> list[str]:
-    """What is wrong with one size's counts: each phase must have handled every customer exactly once."""
+    """What is wrong with one size: a phase stopped at the time limit (and those skipped after it), and the
+    counts of the phases that ran to the end: each must have handled every customer exactly once."""
     n = run.customers
+    problems = []
+    stopped = run.stopped
+    if stopped is not None:
+        skipped = f"; skipped: {', '.join(LABELS[name] for name in run.skipped)}" if run.skipped else ""
+        problems.append(f"{n:,} customers: {stop_line(*stopped)}{skipped}")
     expected: dict[str, dict[str, int]] = {
-        "raw COPY": {"rows_in_table": n},
+        "copy": {"rows_in_table": n},
         "import": {"created": n, "customers_in_store": n},
         "plan": {"planned": n, "ledger_rows": n, "ledger_queued": n, "ids_enqueued": n},
+        "render": {"rendered": n},
     }
-    measured = {"raw COPY": run.copy, "import": run.import_, "plan": run.plan}
-    if run.render is not None:
-        expected["Jinja2 render"] = {"rendered": n}
-        measured["Jinja2 render"] = run.render
-    problems = []
-    for phase, counts in expected.items():
-        got = measured[phase].counts
-        wrong = {k: got.get(k) for k, v in counts.items() if got.get(k) != v}
+    for phase, measured in run.measured().items():
+        if measured.stopped:
+            continue
+        got = measured.counts
+        wrong = {k: got.get(k) for k, v in expected[phase].items() if got.get(k) != v}
         if wrong:
-            problems.append(f"{n:,} customers, {phase}: expected {n:,} for {', '.join(wrong)}, got {wrong}")
+            problems.append(f"{n:,} customers, {LABELS[phase]}: expected {n:,} for {', '.join(wrong)}, got {wrong}")
     return problems
