@@ -1,12 +1,20 @@
 """The scale benchmark's table: the headline size's phases beside their raw limits, the growth from the
-smallest size to the largest, the delivery run, then the checks."""
+smallest size to the largest, the targets of import and plan, the delivery run, then the checks."""
 
 from __future__ import annotations
 
 from bench.pipeline.figures import Figures as PipelineFigures
 from bench.report import Phase, heading, problem_lines
 from bench.scale.child import Measured
-from bench.scale.figures import TARGET_OF_COPY, Bound, Figures, ratio
+from bench.scale.figures import (
+    TARGET_GROWTH_EXPONENT,
+    TARGET_OF_COPY,
+    TARGET_PEAK_RSS_MB,
+    Bound,
+    Figures,
+    Target,
+    ratio,
+)
 from bench.scale.size_run import LABELS, SizeRun
 
 PER = 100_000  # the growth table's time per this many customers
@@ -24,10 +32,9 @@ def _phase_row(label: str, m: Measured | None, copy: Measured | None = None, ski
     if m.stopped and not m.stopped.started:
         return f"  {label:<42}{'-':>11}{'-':>9}{'-':>12}{_mb(m.peak_rss_mb):>10}{'-':>10}   stopped while starting up"
     r = ratio(m, copy) if copy is not None and m.phase.items else None
-    verdict = "" if r is None else f"{r:>8.3f}x  {'meets' if r >= TARGET_OF_COPY else 'below'} {TARGET_OF_COPY}x"
     row = (
         f"  {label:<42}{m.phase.items:>11,}{m.phase.seconds:>9.1f}{m.phase.rate:>12,.0f}"
-        f"{_mb(m.peak_rss_mb):>10}{_mb(m.start_rss_mb):>10} {verdict}"
+        f"{_mb(m.peak_rss_mb):>10}{_mb(m.start_rss_mb):>10}{'' if r is None else f'{r:>8.3f}x'}"
     )
     if m.stopped:
         row += f"   so far (stopped at the {m.stopped.limit_seconds:g} s limit; of {m.stopped.total:,})"
@@ -54,6 +61,51 @@ def _headline(run: SizeRun) -> list[str]:
             lines.append(f"  {'plan rate / Jinja2 render rate':<42}{'':>11}{'':>9}{r:>11.2f}x{note}")
     elif "render" in run.skipped:
         lines.append(_phase_row("raw: Jinja2 subject+text+html (1 process)", None, skipped=first_stopped))
+    return lines
+
+
+def _verdict(t: Target) -> str:
+    if t.value is None:
+        return "not known"
+    if t.meets is None:
+        return "open (stopped)"
+    if t.meets:
+        return "meets"
+    return "below" if t.at_least else "over"
+
+
+def _target_cell(t: Target | None) -> str:
+    if t is None or t.value is None:
+        return f"{'-':>10}  {'not known':<16}"
+    if t.what == "of_raw_copy":
+        value = f"{t.value:.3f}x"
+    elif t.what == "peak_rss_mb":
+        value = _mb(t.value)
+    else:
+        value = f"{t.value:.2f}"
+    return f"{MARK[t.bound] + value:>10}  {_verdict(t):<16}"
+
+
+def _targets(f: Figures) -> list[str]:
+    found = {(t.phase, t.what): t for t in f.targets()}
+    exponents = f.exponents()
+    rows = [
+        ("of_raw_copy", f"rate / raw COPY at {f.customers:,}: at least {TARGET_OF_COPY}x"),
+        ("peak_rss_mb", f"peak RSS (the largest of the sizes): at most {TARGET_PEAK_RSS_MB:.0f} MB"),
+    ]
+    if exponents:
+        where = next(iter(exponents.values())).where
+        rows.append(("growth_exponent", f"growth exponent {where}: at most {TARGET_GROWTH_EXPONENT}"))
+    # the phases' names end where their values do
+    lines = ["", f"  {'targets':<48}{'import_customers':>16}{'':<18}{'plan':>10}"]
+    for what, label in rows:
+        cells = _target_cell(found.get(("import", what))) + _target_cell(found.get(("plan", what)))
+        lines.append(f"  {label:<54}{cells}".rstrip())
+    if exponents:
+        lines.append(
+            "  exponent: log(t_large / t_small) / log(n_large / n_small), 1.00 linear; ≥ / ≤: a bound, a phase "
+            "was stopped"
+        )
     return lines
 
 
@@ -147,6 +199,7 @@ def table(figures: Figures) -> str:
     if f.main is not None:
         lines.extend(_headline(f.main))
     lines.extend(_growth(f.sizes))
+    lines.extend(_targets(f))
     lines.extend(_delivery(f.deliver_customers, f.deliver))
     lines.append("")
     checked = ", ".join(f"{run.customers:,}" for run in f.sizes)
