@@ -139,7 +139,7 @@ def _growth(runs: list[SizeRun]) -> list[str]:
             f"{_rss_cell(run.import_, 9)}{_seconds_cell(run.plan, 10)}{_seconds_cell(run.plan, 8, n, 2)}"
             f"{_rss_cell(run.plan, 9)}{_seconds_cell(run.copy, 9, None, 2)}{_seconds_cell(run.copy, 8, n, 3)}"
         )
-    if any(m.stopped for run in runs for m in run.measured().values()):
+    if any(m.stopped and m.stopped.started for run in runs for m in run.measured().values()):
         lines.append("  ≥: stopped at the time limit: the time every row would take at the rate it reached (at least")
         lines.append("     the time it ran; a lower bound unless its rate would have risen), the peak RSS it reached")
     if len(runs) > 1:
