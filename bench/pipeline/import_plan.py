@@ -13,7 +13,7 @@ from bench.data import campaign_yaml, write_customers
 from bench.report import Phase, log
 from outreach.campaigns.loading import load_campaign
 from outreach.core.settings import Settings
-from outreach.customers.importer import import_customers
+from outreach.customers.importer import Progress, import_customers
 from outreach.customers.profiles import attribute_catalog
 from outreach.planning.planner import plan_campaign
 from outreach.planning.queueing import Transport
@@ -32,11 +32,12 @@ def run_import(engine: Engine, settings: Settings, folder: Path, count: int) -> 
     return phase
 
 
-def import_file(engine: Engine, settings: Settings, path: Path) -> Phase:
-    """`import_customers` of the CSV at `path`, timed: the customers it created."""
+def import_file(engine: Engine, settings: Settings, path: Path, progress: Progress | None = None) -> Phase:
+    """`import_customers` of the CSV at `path`, timed: the customers it created. `progress` is handed to
+    `import_customers` (bytes read, the file's bytes, rows checked; after each chunk)."""
     log("importing ...")
     start = time.perf_counter()
-    summary = import_customers(engine, path, settings)
+    summary = import_customers(engine, path, settings, progress=progress)
     return Phase(summary.created, time.perf_counter() - start)
 
 
@@ -45,9 +46,11 @@ def run_plan(
     settings: Settings,
     folder: Path,
     wrap_transport: Callable[[Transport], Transport] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Phase:
     """Plan the bench campaign for real, its ids enqueued to Redis (through `wrap_transport(transport)` if
-    given, e.g. to count them): the ledger rows planned."""
+    given, e.g. to count them): the ledger rows planned. `progress` is handed to `plan_campaign` (customers
+    decided so far, customers to plan; after each chunk is decided, before it is written)."""
     path = folder / "campaign.yaml"
     path.write_text(campaign_yaml(), encoding="utf-8")
     with engine.connect() as conn:
@@ -58,7 +61,9 @@ def run_plan(
         log("planning and enqueueing ...")
         transport: Transport = handle.transport if wrap_transport is None else wrap_transport(handle.transport)
         start = time.perf_counter()
-        plan = plan_campaign(engine, loaded, settings, OCCURRENCE, dry_run=False, transport=transport)
+        plan = plan_campaign(
+            engine, loaded, settings, OCCURRENCE, dry_run=False, transport=transport, progress=progress
+        )
         seconds = time.perf_counter() - start
     suppressed = sum(sum(s.suppressed.values()) for s in plan.steps)
     if suppressed:

@@ -9,7 +9,7 @@ import time
 import psycopg
 from psycopg import sql
 
-from bench.scale.phases import Outcome, Work, peak_rss_kb
+from bench.scale.phases import Outcome, ProgressFile, Work, peak_rss_kb
 
 TABLE = "bench_raw_customers"
 BLOCK = 1 << 20  # bytes of the file handed to COPY at a time
@@ -21,7 +21,7 @@ def libpq_url(url: str) -> str:
     return f"{scheme.split('+')[0]}://{rest}"
 
 
-def run(work: Work) -> Outcome:
+def run(work: Work, progress: ProgressFile) -> Outcome:
     with work.csv_path.open(encoding="utf-8", newline="") as handle:
         header = next(csv.reader(handle))
     columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(name)) for name in header)
@@ -32,9 +32,13 @@ def run(work: Work) -> Outcome:
         copy = sql.SQL("COPY {} FROM STDIN (FORMAT csv, HEADER true)").format(sql.Identifier(TABLE))
         start_rss = peak_rss_kb()
         start = time.perf_counter()
+        progress.start()
+        lines = 0  # of the file handed to COPY so far (no field of the CSV holds a line break)
         with work.csv_path.open("rb") as data, conn.cursor() as cur, cur.copy(copy) as writer:
             while block := data.read(BLOCK):
                 writer.write(block)
+                lines += block.count(b"\n")
+                progress.update(max(lines - 1, 0))
         conn.commit()
         seconds = time.perf_counter() - start
         rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(TABLE))).fetchone()

@@ -18,7 +18,7 @@ import jinja2
 from ruamel.yaml import YAML
 
 from bench.data import campaign_yaml
-from bench.scale.phases import Outcome, Work, peak_rss_kb
+from bench.scale.phases import Outcome, ProgressFile, Work, peak_rss_kb
 
 BLOCK = 10_000  # customers read, then rendered, at a time
 LIST_COLUMNS = ("products",)
@@ -39,9 +39,10 @@ def contexts(work: Work) -> Iterator[list[dict[str, Any]]]:
             yield [{**row, **{name: row[name].split(";") for name in LIST_COLUMNS}} for row in block]
 
 
-def run(work: Work) -> Outcome:
+def run(work: Work, progress: ProgressFile) -> Outcome:
     subject, text, html = templates()
     start_rss = peak_rss_kb()
+    progress.start()
     seconds = 0.0
     rendered = characters = 0
     for block in contexts(work):
@@ -50,4 +51,5 @@ def run(work: Work) -> Outcome:
             characters += len(subject.render(customer)) + len(text.render(customer)) + len(html.render(customer))
         seconds += time.perf_counter() - start
         rendered += len(block)
+        progress.update(rendered, seconds=seconds)
     return Outcome(rendered, seconds, start_rss, {"rendered": rendered, "characters": characters})
