@@ -9,10 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
-
-from outreach.store.bulk_copy import copy_rows
 
 
 class ImportedIds:
@@ -34,24 +31,42 @@ class ImportedIds:
     def note(self, rows: Sequence[tuple[str, int]]) -> dict[int, int]:
         """Note the customers of a chunk (id, line), in file order. Returns, for each line whose id came
         earlier in the file (in an earlier chunk or this one), the line it first came on; those are not noted
-        again. Two statements, whatever the size of the file so far."""
-        postgresql = self._conn.dialect.name == "postgresql"
-        ids = [i for i, _line in rows]
-        key = self.table.c.id
-        among = key == sa.any_(sa.bindparam("ids", ids, type_=ARRAY(sa.String))) if postgresql else key.in_(ids)
-        first = dict(self._conn.execute(sa.select(self.table.c.id, self.table.c.line).where(among)).all())
+        again.
+
+        Each id is looked up through the table's key, never by a scan of what the import noted so far (the
+        planner has no statistics of a table made in this transaction, and a scan per chunk would make the
+        import quadratic): the chunk's first occurrences are inserted, an id already there is skipped by its
+        key, and only for those (rare) are their first lines read."""
+        first_in_chunk: dict[str, int] = {}
         again: dict[int, int] = {}
-        new: list[dict[str, Any]] = []
         for customer_id, line in rows:
-            earlier = first.setdefault(customer_id, line)
+            earlier = first_in_chunk.setdefault(customer_id, line)
             if earlier != line:
                 again[line] = earlier
-            else:
-                new.append({"id": customer_id, "line": line})
-        if new and postgresql:
-            copy_rows(self._conn, self.table, new)
-        elif new:
-            self._conn.execute(self.table.insert(), new)
+        table = self.table
+        if self._conn.dialect.name == "postgresql":
+            inserted = set(
+                self._conn.execute(
+                    sa.text(
+                        f"INSERT INTO {table.name} (id, line) SELECT * FROM unnest(CAST(:ids AS text[]), "
+                        "CAST(:lines AS integer[])) ON CONFLICT DO NOTHING RETURNING id"
+                    ),
+                    {"ids": list(first_in_chunk), "lines": list(first_in_chunk.values())},
+                ).scalars()
+            )
+        else:
+            known = set(self._conn.execute(sa.select(table.c.id).where(table.c.id.in_(list(first_in_chunk)))).scalars())
+            new = [{"id": i, "line": line} for i, line in first_in_chunk.items() if i not in known]
+            if new:
+                self._conn.execute(table.insert(), new)
+            inserted = {row["id"] for row in new}
+        earlier_chunks = [i for i in first_in_chunk if i not in inserted]
+        if earlier_chunks:
+            lines = dict(
+                self._conn.execute(sa.select(table.c.id, table.c.line).where(table.c.id.in_(earlier_chunks))).all()
+            )
+            for customer_id in earlier_chunks:
+                again[first_in_chunk[customer_id]] = lines[customer_id]
         return again
 
     def analyze(self) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from outreach.core.errors import InputError
@@ -34,7 +35,7 @@ from outreach.customers.provisional import adopt_provisional
 from outreach.customers.shared_addresses import SHAREABLE, shared_with_file
 from outreach.store.database import utcnow
 from outreach.store.fields import AttributeType
-from outreach.store.schema import attribute_types
+from outreach.store.schema import attribute_types, customers
 
 CHUNK = 5000
 # (bytes of the file read so far, its size in bytes, rows read so far)
@@ -80,6 +81,7 @@ class _Reading:
     types: dict[str, AttributeType] | None = None
     # attribute -> the types its values were written with
     written_as: dict[str, set[AttributeType]] = field(default_factory=dict)
+    known: bool = True  # the store held customers when the import began
 
     def run(self, engine: Engine) -> ImportSummary | _Retyped:
         is_json = is_json_lines(self.path)
@@ -92,6 +94,9 @@ class _Reading:
         with engine.connect() as conn:
             transaction = conn.begin()
             try:
+                # An import into an empty store looks up no stored customer: there is none (ids given twice
+                # in the file are caught through `written`).
+                self.known = conn.execute(sa.select(sa.exists().where(customers.c.id.is_not(None)))).scalar_one()
                 written = ImportedIds(conn)
                 chunk: list[CustomerRecord] = []
                 for line, row in file_rows(self.path, checker.problems, position):
@@ -152,7 +157,7 @@ class _Reading:
         settle(chunk, guessed, is_json)
         for name, kind in guessed.items():
             self.written_as.setdefault(name, set()).add(kind)
-        write_chunk(conn, chunk, source, summary)
+        write_chunk(conn, chunk, source, summary, known=self.known)
 
 
 def _note_shared(conn: Connection, written: ImportedIds, summary: ImportSummary) -> None:

@@ -8,7 +8,9 @@ consents are read by id; on PostgreSQL its new rows (customers, consents, events
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from outreach.core.errors import Problem
 from outreach.customers.profiles import IMPORT_SOURCE_PREFIX
-from outreach.store.bulk_copy import copy_rows, is_postgresql
+from outreach.store.bulk_copy import JsonText, copy_rows, is_postgresql
 from outreach.store.database import utcnow
 from outreach.store.events import EventRow, add_events, event_row
 from outreach.store.fields import ADDRESS_FIELDS, AttributeType, invalid_reason
@@ -64,26 +66,40 @@ class CustomerRecord:
     attributes: dict[str, Any]
 
 
-def write_chunk(conn: Connection, chunk: list[CustomerRecord], source: str, summary: ImportSummary) -> None:
-    """Upsert a chunk of records: new customers inserted, known ones merged, consent changes and events."""
+def write_chunk(
+    conn: Connection, chunk: list[CustomerRecord], source: str, summary: ImportSummary, *, known: bool = True
+) -> None:
+    """Upsert a chunk of records: new customers inserted, known ones merged, consent changes and events.
+
+    `known=False` says that no record of the chunk can be in the store yet (the import began on an empty
+    store and gives each id once), so the lookups are skipped: on PostgreSQL they would scan what this
+    transaction has written so far, for want of statistics, once per chunk."""
     now = utcnow()
     ids = [r.id for r in chunk]
     copying = is_postgresql(conn)
-    existing = {
-        row["id"]: dict(row)
-        for row in conn.execute(sa.select(customers).where(_among(customers.c.id, ids, copying))).mappings()
-    }
-    stored_consents = {
-        (r.customer_id, r.channel, r.purpose): (r.status, r.source)
-        for r in conn.execute(
-            sa.select(
-                consents.c.customer_id, consents.c.channel, consents.c.purpose, consents.c.status, consents.c.source
-            ).where(_among(consents.c.customer_id, ids, copying))
-        )
-    }
+    existing: dict[str, dict[str, Any]] = {}
+    stored_consents: dict[tuple[str, str, str], tuple[str, str]] = {}
+    if known:
+        existing = {
+            row["id"]: dict(row)
+            for row in conn.execute(sa.select(customers).where(_among(customers.c.id, ids, copying))).mappings()
+        }
+        stored_consents = {
+            (r.customer_id, r.channel, r.purpose): (r.status, r.source)
+            for r in conn.execute(
+                sa.select(
+                    consents.c.customer_id, consents.c.channel, consents.c.purpose, consents.c.status, consents.c.source
+                ).where(_among(consents.c.customer_id, ids, copying))
+            )
+        }
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     new_events: list[EventRow] = []
+    created = _event_data({"source": source}, copying)
+    consent_data = {
+        (channel, purpose): _event_data({"channel": channel, "purpose": purpose, "source": source}, copying)
+        for channel, purpose in {key for r in chunk for key in r.consents}
+    }
     consent_inserts: list[dict[str, Any]] = []
     consent_updates: list[dict[str, Any]] = []
     for record in chunk:
@@ -92,7 +108,7 @@ def write_chunk(conn: Connection, chunk: list[CustomerRecord], source: str, summ
         if old is None:
             inserts.append(row)
             summary.created += 1
-            new_events.append(event_row(record.id, "profile.created", {"source": source}, at=now))
+            new_events.append(_event(record.id, "profile.created", created, now))
         else:
             changed = sorted(k for k in row if k not in ("updated_at", "created_at") and row[k] != old.get(k))
             if changed:
@@ -103,7 +119,9 @@ def write_chunk(conn: Connection, chunk: list[CustomerRecord], source: str, summ
                 )
             else:
                 summary.unchanged += 1
-        _consent_changes(record, stored_consents, source, now, summary, new_events, consent_inserts, consent_updates)
+        _consent_changes(
+            record, stored_consents, source, now, summary, new_events, consent_inserts, consent_updates, consent_data
+        )
     if inserts:
         _insert(conn, customers, inserts, copying)
     if updates:
@@ -134,6 +152,18 @@ def write_chunk(conn: Connection, chunk: list[CustomerRecord], source: str, summ
         copy_rows(conn, events, new_events)
     else:
         add_events(conn, new_events)
+
+
+def _event_data(data: dict[str, Any], copying: bool) -> Any:
+    """Event data the same for many rows: encoded once when the rows are copied."""
+    if copying:
+        return JsonText(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+    return data
+
+
+def _event(customer_id: str, kind: str, data: Any, now: datetime) -> EventRow:
+    # event_row copies its data into a new dict; the same data (or its encoding) serves every row here
+    return {"customer_id": customer_id, "kind": kind, "at": now, "delivery_id": None, "campaign_id": None, "data": data}
 
 
 def _among(column: sa.Column[str], ids: list[str], copying: bool) -> sa.ColumnElement[bool]:
@@ -185,6 +215,7 @@ def _consent_changes(
     new_events: list[EventRow],
     inserts: list[dict[str, Any]],
     updates: list[dict[str, Any]],
+    event_data: dict[tuple[str, str], Any],
 ) -> None:
     for (channel, purpose), status in record.consents.items():
         current = stored.get((record.id, channel, purpose))
@@ -199,11 +230,4 @@ def _consent_changes(
         else:
             updates.append({"b_customer_id": record.id, "b_channel": channel, "b_purpose": purpose, **values})
         summary.consents_changed += 1
-        new_events.append(
-            event_row(
-                record.id,
-                f"consent.{status}",
-                {"channel": channel, "purpose": purpose, "source": source},
-                at=now,
-            )
-        )
+        new_events.append(_event(record.id, f"consent.{status}", event_data[channel, purpose], now))

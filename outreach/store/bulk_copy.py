@@ -20,6 +20,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 
+class JsonText(str):
+    """A JSON column's value already encoded (the same document for many rows is encoded once)."""
+
+
 def is_postgresql(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
@@ -89,6 +93,6 @@ def _copy(
         for row in rows:
             values = [row[c] for c in columns]
             for i in json_columns:
-                if values[i] is not None:
+                if values[i] is not None and not isinstance(values[i], JsonText):
                     values[i] = json.dumps(values[i], ensure_ascii=False, separators=(",", ":"))
             copy.write_row(values)
