@@ -47,11 +47,19 @@ def counted(engine: sa.Engine) -> Iterator[list[str]]:
 
 
 def statements_of_import(
-    store_url_for: Callable[[], str], tmp_path: Path, make_settings: Callable[..., Settings], chunks: int
+    store_url_for: Callable[[], str],
+    tmp_path: Path,
+    make_settings: Callable[..., Settings],
+    chunks: int,
+    populated: bool,
 ) -> list[str]:
     url = store_url_for()
     engine = open_store(url)
     try:
+        if populated:  # a store with customers: each chunk's customers are looked up
+            earlier = tmp_path / "earlier.csv"
+            earlier.write_text("id,name\nK1,Known Customer\n", encoding="utf-8")
+            import_customers(engine, earlier, make_settings(url))
         path = customers_csv(tmp_path / f"c{chunks}.csv", CHUNK * chunks)
         with counted(engine) as statements:
             summary = import_customers(engine, path, make_settings(url))
@@ -78,12 +86,13 @@ def fresh_store(store_url: str, tmp_path: Path) -> Callable[[], str]:
     return make
 
 
+@pytest.mark.parametrize("populated", [False, True], ids=["empty-store", "store-with-customers"])
 def test_each_chunk_of_an_import_costs_the_same_statements_and_shared_addresses_are_looked_up_once(
     fresh_store: Callable[[], str], tmp_path: Path, make_settings: Callable[..., Settings],
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, populated: bool,
 ) -> None:  # fmt: skip
     monkeypatch.setattr(importer, "CHUNK", CHUNK)
-    runs = {n: statements_of_import(fresh_store, tmp_path, make_settings, n) for n in (3, 6, 9)}
+    runs = {n: statements_of_import(fresh_store, tmp_path, make_settings, n, populated) for n in (3, 6, 9)}
     totals = {n: len(s) for n, s in runs.items()}
     assert totals[6] - totals[3] == totals[9] - totals[6] > 0, totals
     lookups = {n: sum(1 for s in found if SHARED_LOOKUP.search(s)) for n, found in runs.items()}
