@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from outreach.core.errors import Problem
 from outreach.customers.profiles import IMPORT_SOURCE_PREFIX
-from outreach.store.bulk_copy import JsonText, copy_rows, is_postgresql
+from outreach.store.bulk_copy import JsonText, copy_rows, copy_update, is_postgresql
 from outreach.store.database import utcnow
 from outreach.store.events import EventRow, add_events, event_row
 from outreach.store.fields import ADDRESS_FIELDS, AttributeType, invalid_reason
@@ -124,7 +124,11 @@ def write_chunk(
         )
     if inserts:
         _insert(conn, customers, inserts, copying)
-    if updates:
+    if updates and copying:
+        copy_update(
+            conn, customers, [{k: v for k, v in u.items() if k not in ("b_id", "created_at")} for u in updates], ("id",)
+        )
+    elif updates:
         conn.execute(
             customers.update()
             .where(customers.c.id == sa.bindparam("b_id"))
@@ -133,7 +137,15 @@ def write_chunk(
         )
     if consent_inserts:
         _insert(conn, consents, consent_inserts, copying)
-    if consent_updates:
+    if consent_updates and copying:
+        copy_update(
+            conn,
+            consents,
+            [{"customer_id": u["b_customer_id"], "channel": u["b_channel"], "purpose": u["b_purpose"],
+              "status": u["status"], "source": u["source"], "changed_at": u["changed_at"]} for u in consent_updates],
+            ("customer_id", "channel", "purpose"),
+        )  # fmt: skip
+    elif consent_updates:
         conn.execute(
             consents.update()
             .where(

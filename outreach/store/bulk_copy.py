@@ -62,6 +62,23 @@ def copy_insert_returning(
     return [tuple(row[c] for c in returning) for row in with_ids]
 
 
+def copy_update(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], keys: tuple[str, ...]) -> None:
+    """Update rows of `table` found by the columns `keys` with the other columns of `rows` (all rows have the
+    same columns): copied into a temporary table and applied by one `UPDATE ... FROM` (PostgreSQL only)."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    staging = f"staging_{table.name}_{uuid.uuid4().hex[:8]}"
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS SELECT {', '.join(columns)} FROM {table.name} WITH NO DATA"
+    )
+    _copy(conn, staging, table, columns, rows)
+    assignments = ", ".join(f"{c} = s.{c}" for c in columns if c not in keys)
+    matched = " AND ".join(f"{table.name}.{k} = s.{k}" for k in keys)
+    conn.exec_driver_sql(f"UPDATE {table.name} SET {assignments} FROM {staging} AS s WHERE {matched}")
+    conn.exec_driver_sql(f"DROP TABLE {staging}")
+
+
 def _insert_through_staging(
     conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], returning: tuple[str, ...]
 ) -> list[tuple[Any, ...]]:
