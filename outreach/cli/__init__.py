@@ -9,6 +9,7 @@ import typer
 
 from outreach.cli import (
     campaigns,
+    configuration,
     control,
     conversations,
     customers,
@@ -35,6 +36,7 @@ app.add_typer(failures.app, name="failures")
 app.add_typer(deliveries.app, name="deliveries")
 app.add_typer(control.audit_app, name="audit")
 app.add_typer(conversations.app, name="conversations")
+app.add_typer(configuration.app, name="config")
 failures.app.command("replay")(replay_cmd.replay)
 campaigns.app.command("pause")(control.pause)
 campaigns.app.command("resume")(control.resume)

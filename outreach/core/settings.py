@@ -1,7 +1,9 @@
 """Settings: defaults in code, `config/outreach.toml` over them, `OUTREACH_*` environment variables over both.
 
 Secrets (auth tokens, the signing key, passwords inside URLs) are read from the environment only and are
-never printed: `masked()` gives a copy safe for logs and errors.
+never printed: `masked()` gives a copy safe for logs and errors. A URL's password is read up to its last `@`
+(`postgresql://u:pa/ss@db` has the password `pa/ss`, as SQLAlchemy reads it), to refuse and mask it whole.
+`load_with_sources` also says where each value came from (`outreach config show`).
 
 The config file is the one OUTREACH_CONFIG names; if that file does not exist there is no config file (tests
 and benchmarks point it at a missing file to keep the working tree's config out), and nothing is searched
@@ -55,6 +57,9 @@ _ENV_NAMES = {
 }
 _SECRETS = {"twilio_auth_token", "secret_key", "wechat_app_secret", "wechat_token", "wechat_aes_key"}
 _URLS_WITH_CREDENTIALS = {"database_url", "broker_url", "smtp_url"}
+# The settings that are secrets whole (never shown, not even in part), and those that may hold a password.
+SECRET_SETTINGS = frozenset(_SECRETS)
+URLS_WITH_PASSWORDS = frozenset(_URLS_WITH_CREDENTIALS)
 
 
 @dataclass(frozen=True)
@@ -221,12 +226,38 @@ _HINTS = get_type_hints(Settings)
 
 def mask_url(url: str) -> str:
     """`smtp://user:secret@host` -> `smtp://user:***@host`; anything else unchanged (never raises)."""
-    parts = urlsplit(url)
-    userinfo, at, host = parts.netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    return _split_password(url)[0]
+
+
+def url_password(url: str) -> str | None:
+    """The password written in a URL (as written, not decoded), as loosely as any parser might read it."""
+    return _split_password(url)[1]
+
+
+def _split_password(url: str) -> tuple[str, str | None]:
+    """(the URL with its password masked, the password) - (url, None) when it holds none."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed `[` of an IPv6 host: read loosely below
+        parts = None
+    if parts is not None and "@" in parts.netloc:
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user, colon, password = userinfo.partition(":")
+        if not colon:
+            return url, None
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}")), password
+    # urlsplit ends the user info at the first `/`, `?` or `#`, but SQLAlchemy (and a person) reads
+    # `postgresql://u:pa/ss@db` as the password `pa/ss`: up to the last `@`, that is hidden too. An `@` later
+    # in a URL with a port (`smtp://host:25/?x=a@b`) is hidden with it: better too much than a password shown.
+    scheme, sep, rest = url.partition("://")
+    prefix = scheme + sep if sep else ""
+    if not sep:
+        rest = url
+    userinfo, at, host = rest.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not at or not colon or any(c in user for c in "/?#"):
+        return url, None
+    return f"{prefix}{user}:***@{host}", password
 
 
 def mask_secrets(text: str, settings: Settings) -> str:
@@ -235,7 +266,7 @@ def mask_secrets(text: str, settings: Settings) -> str:
     for name in _URLS_WITH_CREDENTIALS:
         value = getattr(settings, name)
         if isinstance(value, str):
-            password = urlsplit(value).password
+            password = url_password(value)
             if password:
                 secrets.append(password)
     for secret in secrets:
@@ -254,25 +285,67 @@ def load_settings(
     Relative paths, and a relative SQLite database, resolve against the project root when a file was read
     (see the module's docstring), else stay relative to the current directory.
     """
+    return load_with_sources(env, path, cwd=cwd).settings
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a setting's value came from: the code's default, a line of the config file, or a variable."""
+
+    kind: Literal["default", "file", "env"]
+    # the config file as problems name it (for "file"), or the variable's name (for "env")
+    where: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "env":
+            return f"env {self.where}"
+        if self.kind == "file":
+            return f"{self.where}:{self.line}" if self.line is not None else str(self.where)
+        return "default"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Settings as `load_settings` makes them, with where each value came from and the config file read."""
+
+    settings: Settings
+    sources: Mapping[str, Source]
+    # the config file as problems name it, when one was read
+    config_file: str | None
+
+
+def load_with_sources(
+    env: Mapping[str, str] | None = None, path: Path | None = None, *, cwd: Path | None = None
+) -> Loaded:
+    """`load_settings`, also saying where each setting's value came from (`outreach config show`).
+
+    The sources are recorded while the values are read, by the same code, so they cannot disagree with the
+    settings the other commands get; a value from the environment wins over the file's, as it does there.
+    """
     env = os.environ if env is None else env
     if path is None:
         path = config_file(env, cwd)
     elif cwd is not None:
         path = Path(cwd) / path
     values: dict[str, Any] = {}
+    sources = {name: Source("default") for name in _FIELDS}
     problems: list[Problem] = []
     root: Path | None = None
+    shown: str | None = None
     if path is not None:
         full = Path(os.path.abspath(path))
         if full.exists():
-            root = project_root(full)
-            file_values, file_problems = _read_toml(full, str(path))
+            root, shown = project_root(full), str(path)
+            file_values, lines, file_problems = _read_toml(full, shown)
             values.update(file_values)
+            sources.update({name: Source("file", shown, lines.get(name)) for name in file_values})
             problems += file_problems
     for name, spec in _FIELDS.items():
         if spec.env_name in env:
             try:
                 values[name] = _from_env(spec, env[spec.env_name])
+                sources[name] = Source("env", spec.env_name)
             except _BadValue as bad:
                 problems.append(Problem(spec.env_name, None, None, str(bad)))
     if problems:
@@ -283,7 +356,7 @@ def load_settings(
             if spec.kind == "path" and isinstance(value, Path):
                 values[name] = resolve_path(value, root)
         values["database_url"] = resolve_sqlite_url(values.get("database_url", _DEFAULTS["database_url"]), root)
-    return Settings(**values)
+    return Loaded(Settings(**values), sources, shown)
 
 
 # -- the fields' types ---------------------------------------------------------------------------------------
@@ -392,20 +465,23 @@ def _expected(spec: _Field, value: Any, what: str | None = None) -> _BadValue:
 # -- the file ------------------------------------------------------------------------------------------------
 
 
-def _read_toml(path: Path, shown: str) -> tuple[dict[str, Any], list[Problem]]:
-    """The file's settings, converted to their fields' types, and every problem found in it."""
+def _read_toml(path: Path, shown: str) -> tuple[dict[str, Any], dict[str, int], list[Problem]]:
+    """The file's settings, converted to their fields' types, the line each is written on, and every problem
+    found in it."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.reason if isinstance(exc, UnicodeDecodeError) else exc.strerror
-        return {}, [Problem(shown, None, None, f"cannot read the config file: {reason}")]
+        return {}, {}, [Problem(shown, None, None, f"cannot read the config file: {reason}")]
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         line, col = (int(match.group(1)), int(match.group(2))) if match else (None, None)
-        return {}, [Problem(shown, line, col, str(exc).split(" (at line")[0])]
+        return {}, {}, [Problem(shown, line, col, str(exc).split(" (at line")[0])]
     positions = key_positions(text)
+    # a table's line is its `[header]` (or its first `name.key =` line)
+    lines = {keys[0]: place[0] for keys, place in positions.items() if len(keys) == 1}
 
     def problem(keys: tuple[str, ...], message: str, *, at_value: bool = True) -> Problem:
         line, col = locate(positions, keys, at_value)
@@ -420,7 +496,7 @@ def _read_toml(path: Path, shown: str) -> tuple[dict[str, Any], list[Problem]]:
         elif key in _SECRETS:
             message = f"{key} is a secret: set it in the environment ({spec.env_name}), not in a file"
             problems.append(problem((key,), message, at_value=False))
-        elif key in _URLS_WITH_CREDENTIALS and isinstance(value, str) and urlsplit(value).password:
+        elif key in _URLS_WITH_CREDENTIALS and isinstance(value, str) and url_password(value):
             message = f"{key} holds a password: set it in the environment ({spec.env_name}) instead"
             problems.append(problem((key,), message))
         elif spec.kind == "table" and isinstance(value, dict):
@@ -436,7 +512,7 @@ def _read_toml(path: Path, shown: str) -> tuple[dict[str, Any], list[Problem]]:
                 # a URL that may hold a password is not repeated
                 shown_exc = f"expected {spec.expected}" if key in _URLS_WITH_CREDENTIALS else str(exc)
                 problems.append(problem((key,), f"{key}: {shown_exc}"))
-    return values, problems
+    return values, lines, problems
 
 
 def _unknown(key: str) -> str:

@@ -1,8 +1,13 @@
 """Unsubscribe links over real HTTP: the link in a real marketing email, the confirm page in the customer's
-language, RFC 8058 one-click, and forged tokens."""
+language, RFC 8058 one-click, links that do not disclose the customer id, links of the older format still in
+inboxes, and forged tokens."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
+import hmac
 import re
 from typing import Any
 
@@ -43,6 +48,32 @@ def link_in_mail(smtp: SmtpServer, address: str) -> str:
     match = re.fullmatch(r"<(.+)>", str(message["List-Unsubscribe"]))
     assert match
     return match.group(1)
+
+
+def legacy_token(key: bytes, customer_id: str, channel: str, purpose: str) -> str:
+    """A token as the older code made it (a readable payload and a truncated HMAC), as in links already sent."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    payload = f"{customer_id}|{channel}|{purpose}".encode()
+    return f"{b64(payload)}.{b64(hmac.new(key, payload, hashlib.sha256).digest()[:16])}"
+
+
+def decodings(token: str) -> list[bytes]:
+    """Every way someone holding the link might decode it: the token and each of its `.`/`-`/`_` parts, as
+    base64url and as standard base64, from each of the four alignments."""
+    parts = {token, *re.split(r"[._-]", token), *token.split(".")}
+    found = []
+    for part in parts:
+        for text in (part, part.replace("-", "+").replace("_", "/")):
+            for start in range(4):
+                chunk = text[start:]
+                chunk = chunk[: len(chunk) - len(chunk) % 4]  # whole groups of four: no padding to guess
+                for decode in (base64.b64decode, base64.urlsafe_b64decode):
+                    with contextlib.suppress(ValueError):
+                        found.append(decode(chunk))
+    return found
 
 
 def email_consent(p: Pipeline, customer_id: str) -> tuple[str, str]:
@@ -99,6 +130,46 @@ def test_the_page_asks_first_in_the_customers_language(
     assert "无需再次操作" in again.text
 
 
+def test_a_link_does_not_disclose_the_customer_id(pipeline: Pipeline, web: WebServer, smtp_server: SmtpServer) -> None:
+    p = pipeline
+    p.import_csv("""
+        id,name,email,locale,consent_email
+        CN-0042917-B,Li Wei,li.wei@example.cn,zh-CN,yes
+    """)
+    p.run(p.campaign(NEWSLETTER))
+    link = link_in_mail(smtp_server, "li.wei@example.cn")
+    token = link.rsplit("/", 1)[1]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{20,80}", token)  # URL-safe as it is, and short
+    assert "CN-0042917-B" not in token and "0042917" not in token
+    for decoded in decodings(token):
+        for word in (b"CN-0042917-B", b"0042917", b"email", b"marketing"):
+            assert word not in decoded, (word, decoded)
+    # (the same look finds the id in a link of the older format)
+    assert any(b"CN-0042917-B" in d for d in decodings(legacy_token(b"k", "CN-0042917-B", "email", "marketing")))
+    # the opaque link still works
+    assert requests.post(link, data={"List-Unsubscribe": "One-Click"}, timeout=10).status_code == 200
+    assert email_consent(p, "CN-0042917-B") == ("revoked", "email:one-click")
+
+
+def test_links_of_the_older_format_still_unsubscribe(pipeline: Pipeline, web: WebServer) -> None:
+    p = pipeline
+    p.import_csv(CUSTOMERS)
+    assert p.settings.secret_key
+    key = p.settings.secret_key.encode()
+    # a link from an email sent before tokens were sealed, still in the customer's inbox
+    old_link = unsubscribe_url(web.base_url, legacy_token(key, "u2", "email", "marketing"))
+    page = requests.get(old_link, timeout=10)
+    assert page.status_code == 200 and 'method="post"' in page.text
+    assert email_consent(p, "u2")[0] == "granted"
+    answer = requests.post(old_link, data={"List-Unsubscribe": "One-Click"}, timeout=10)
+    assert answer.status_code == 200 and "unsubscribed" in answer.text
+    assert email_consent(p, "u2") == ("revoked", "email:one-click")
+    # and the button of its page
+    page_link = unsubscribe_url(web.base_url, legacy_token(key, "u1", "email", "marketing"))
+    assert requests.post(page_link, data={"confirm": "yes"}, timeout=10).status_code == 200
+    assert email_consent(p, "u1") == ("revoked", "email:unsubscribe-page")
+
+
 def test_forged_or_altered_tokens_get_404_and_change_nothing(
     pipeline: Pipeline, web: WebServer, smtp_server: SmtpServer
 ) -> None:
@@ -107,20 +178,37 @@ def test_forged_or_altered_tokens_get_404_and_change_nothing(
     p.run(p.campaign(NEWSLETTER))
     link = link_in_mail(smtp_server, "bob@example.com")
     token = link.rsplit("/", 1)[1]
-    payload, mac = token.split(".")
-    # the same token pointed at another customer, or with its MAC altered, or signed with another key
-    other = make_token(b"not the bank's key", "u1", "email", "marketing")
-    for bad in (f"{payload[:-2]}xx.{mac}", f"{payload}.{mac[:-2]}AA", other, "garbage", ""):
+    key = (p.settings.secret_key or "").encode()
+    flipped = token[:10] + ("A" if token[10] != "A" else "B") + token[11:]
+    old = legacy_token(key, "u2", "email", "marketing")
+    payload, mac = old.split(".")
+    bad_tokens = (
+        flipped,  # one character of the sealed token changed
+        token[:-1],  # cut short
+        token + "A",  # lengthened
+        token[:20] + "!" + token[20:],  # a stray character base64 decoding would skip
+        token[:-1] + chr(ord(token[-1]) + 1),  # the spare bits of the last character
+        make_token(b"not the bank's key", "u1", "email", "marketing"),  # sealed with another key
+        # the older format: pointed at another customer, its MAC altered, or signed with another key
+        f"{payload[:-2]}xx.{mac}",
+        f"{payload}.{mac[:-2]}AA",
+        legacy_token(b"not the bank's key", "u1", "email", "marketing"),
+        "garbage",
+        "",
+    )
+    for bad in bad_tokens:
         url = unsubscribe_url(web.base_url, bad)
         assert requests.get(url, timeout=10).status_code == 404, bad
         assert requests.post(url, data={"List-Unsubscribe": "One-Click"}, timeout=10).status_code == 404, bad
-    # a genuine token of a customer that does not exist
-    ghost = make_token(p.settings.secret_key.encode() if p.settings.secret_key else b"", "nobody", "email", "marketing")
-    assert requests.get(unsubscribe_url(web.base_url, ghost), timeout=10).status_code == 404
+    # a genuine token of a customer that does not exist, in either format
+    for ghost in (make_token(key, "nobody", "email", "marketing"), legacy_token(key, "nobody", "email", "marketing")):
+        assert requests.get(unsubscribe_url(web.base_url, ghost), timeout=10).status_code == 404
     # too big a body
     huge = requests.post(link, data={"x": "y" * (p.settings.max_request_bytes + 1)}, timeout=10)
     assert huge.status_code == 413
     assert email_consent(p, "u1")[0] == "granted" and email_consent(p, "u2")[0] == "granted"
+    with p.engine.connect() as conn:
+        assert [e["kind"] for e in timeline(conn, "u2")].count("consent.revoked") == 0
 
 
 def test_health(web: WebServer, pipeline: Any) -> None:
