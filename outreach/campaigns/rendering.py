@@ -1,8 +1,9 @@
 """Templates: checked when a campaign is validated, compiled once per run, rendered in a sandbox.
 
 Jinja2's immutable sandbox with StrictUndefined: a template cannot reach Python internals, cannot change
-the values it is given, and a value a customer lacks is an error (the planner suppresses that customer
-with `missing_data`) rather than a blank. HTML bodies escape values; text bodies and SMS do not.
+the values it is given, cannot compute or build past the bounds of template_limits, and a value a customer
+lacks is an error (the planner suppresses that customer with `missing_data`) rather than a blank. HTML
+bodies escape values; text bodies and SMS do not.
 """
 
 from __future__ import annotations
@@ -24,19 +25,20 @@ from jinja2 import (
     nodes,
 )
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from outreach.campaigns.template_filters import FILTERS, UNKNOWN, FilterError, check_filter
+from outreach.campaigns.template_limits import TemplateLimitError
+from outreach.campaigns.template_sandbox import BoundedSandbox
 from outreach.core.errors import OutreachError, Problem
 
 # Names every template may use besides the customer's fields and attributes.
 CONTEXT_NAMES = frozenset({"customer", "campaign", "step", "unsubscribe_url"})
 
 
-def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=False)
+def _environment(autoescape: bool) -> BoundedSandbox:
+    # money, number, date, datetime in the customer's locale, beside Jinja's own filters
+    env = BoundedSandbox(FILTERS, undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=False)
     env.globals.clear()  # no range(), lipsum() and friends: a message needs none of them
-    env.filters.update(FILTERS)  # money, number, date, datetime in the customer's locale
     return env
 
 
@@ -203,6 +205,10 @@ def render(template: Template, context: Mapping[str, Any]) -> str:
         return template.render(context).strip()
     except UndefinedError as exc:
         raise MissingData(str(exc.message)) from None
+    except TemplateLimitError as exc:  # the bound's own words: "an exponent in a template is at most 100"
+        raise RenderError(str(exc)) from None
+    except RecursionError:
+        raise RenderError("the template calls itself too deeply (macros, recursive loops)") from None
     except SecurityError as exc:
         raise RenderError(f"template tried something unsafe: {exc}") from None
     except FilterError as exc:  # the filter's own words: "money: 'lots' is not a number"
