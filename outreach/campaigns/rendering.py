@@ -26,6 +26,7 @@ from jinja2 import (
 )
 from jinja2.exceptions import SecurityError
 
+from outreach.campaigns.constant_limits import operator_column, overreaching
 from outreach.campaigns.template_filters import FILTERS, UNKNOWN, FilterError, check_filter
 from outreach.campaigns.template_limits import TemplateLimitError
 from outreach.campaigns.template_sandbox import BoundedSandbox
@@ -90,6 +91,7 @@ def check_template(source: TemplateText, known_names: Iterable[str] | None) -> l
             line, col = _position(source, int(node.lineno), _name_column(source.text, int(node.lineno), name, nth))
             problems.append(Problem(source.path, line, col, f"templates may not use names starting with _ ({name!r})"))
     problems.extend(_filter_problems(source, tree))
+    problems.extend(_limit_problems(source, tree))
     for statement in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
         line, col = source.locate(int(statement.lineno))
         problems.append(Problem(source.path, line, col, "templates cannot include, import or extend other templates"))
@@ -124,6 +126,19 @@ def _filter_problems(source: TemplateText, tree: nodes.Template) -> list[Problem
             column = _name_column(source.text, int(node.lineno), node.name, nth)
             line, col = _position(source, int(node.lineno), column)
             problems.append(Problem(source.path, line, col, f"template error: {complaint}"))
+    return problems
+
+
+def _limit_problems(source: TemplateText, tree: nodes.Template) -> list[Problem]:
+    """Expressions that go past a template limit whatever the customer (`{{ 9**(9**9) }}`), where written."""
+    problems: list[Problem] = []
+    for found in overreaching(tree):
+        if found.is_operator:
+            column = operator_column(source.text, found.lineno, found.token, found.nth)
+        else:
+            column = _name_column(source.text, found.lineno, found.token, found.nth)
+        line, col = _position(source, found.lineno, column)
+        problems.append(Problem(source.path, line, col, f"template error: {found.message}"))
     return problems
 
 

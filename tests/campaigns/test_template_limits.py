@@ -1,16 +1,67 @@
-"""The template limits: arithmetic, repetition, formats and loops that would hang or exhaust memory are refused
-for that customer (`render_error`); ordinary arithmetic and filters work as before."""
+"""The template limits: arithmetic, repetition, formats and loops that would hang or exhaust memory are refused,
+at validation where written when the template alone decides it, for that customer (`render_error`) when their
+values do; ordinary arithmetic and filters work as before."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from outreach.campaigns.rendering import RenderError, TemplateText, compile_template, render
-from tests.campaign_files import minimal
+from outreach.core.settings import Settings
+from tests.campaign_files import at, minimal, problems, write
+from tests.campaign_files import settings as settings  # a fixture: pytest finds it by this name
 from tests.workdir import Workdir
+
+BOMBS = """
+    id: bombs
+    name: Bombs
+    purpose: service
+    steps:
+      - id: power
+        channel: sms
+        content: {sms: "Hi {{ 9**(9**9) }}"}
+      - id: repeat
+        channel: sms
+        content: {sms: "{{ 'x' * 1000000000 }}"}
+      - id: width
+        channel: sms
+        content: {sms: "{{ '%999999999d' | format(1) }}"}
+"""
+
+
+def test_validate_refuses_arithmetic_past_the_bounds_where_it_is_written(desk: Workdir) -> None:
+    path = desk.write("bombs.yaml", BOMBS)
+    done = desk.run("campaigns", "validate", "bombs.yaml")
+    assert done.returncode == 2, done.stdout
+    power, repeat, width = (at(path, needle) for needle in ("**(9", "* 1000000000", "format(1)"))
+    assert done.stderr.splitlines() == [
+        f"bombs.yaml:{power[0]}:{power[1]}: template error: 9 ** 387420489: an exponent in a template is at most 100",
+        f"bombs.yaml:{repeat[0]}:{repeat[1]}: template error: 'x' * 1000000000 would make 1,000,000,000 characters "
+        "or items; a template builds values of at most 100,000",
+        f"bombs.yaml:{width[0]}:{width[1]}: template error: format '%999999999d' would make 1,000,000,013 characters "
+        "or items; a template builds values of at most 100,000",
+    ]
+    assert done.stdout == ""
+    ran = desk.run("campaigns", "run", "bombs.yaml")
+    assert ran.returncode == 2 and "an exponent in a template is at most 100" in ran.stderr
+    assert not (desk.path / "outbox").exists()
+
+
+def test_the_operator_or_filter_that_goes_past_is_the_one_pointed_at(tmp_path: Path, settings: Settings) -> None:
+    sms = "{{ 2**10 }} {{ (9**9)**12 }} {{ 'ab' * 3 }} {{ ('-' * 99999) * 2 }} {{ 'x' | center(100001) }}"
+    path = write(tmp_path, minimal(f'  - id: s\n    channel: sms\n    content: {{sms: "{sms}"}}\n'))
+    assert problems(path, settings) == [
+        (*at(path, "**12"), "template error: 387420489 ** 12 would make a number past 10**100, the largest a "
+         "template may use"),
+        (*at(path, "* 2 }}"), "template error: '------------...' * 2 would make 199,998 characters or items; a "
+         "template builds values of at most 100,000"),
+        (*at(path, "center"), "template error: center(100001) would make 100,001 characters or items; a template "
+         "builds values of at most 100,000"),
+    ]  # fmt: skip
 
 
 def test_ordinary_arithmetic_repetition_and_formats_still_render(desk: Workdir) -> None:
