@@ -32,6 +32,9 @@ from outreach.campaigns.template_limits import TemplateLimitError
 from outreach.campaigns.template_sandbox import BoundedSandbox
 from outreach.core.errors import OutreachError, Problem
 
+# What a template nested past what Jinja can parse or compile (a hundred brackets, hundreds of `+`) is told.
+TOO_DEEP = "the template nests expressions too deeply to compile: write it flatter"
+
 # Names every template may use besides the customer's fields and attributes.
 CONTEXT_NAMES = frozenset({"customer", "campaign", "step", "unsubscribe_url"})
 
@@ -80,6 +83,9 @@ def check_template(source: TemplateText, known_names: Iterable[str] | None) -> l
         line, col = source.locate(exc.lineno or 1)
         what = "template error" if isinstance(exc, TemplateAssertionError) else "template does not parse"
         return [Problem(source.path, line, col, f"{what}: {exc.message or 'syntax error'}")]
+    except (RecursionError, SyntaxError):  # Python's limits, in Jinja's parser or the code it writes: not a hang
+        line, col = source.locate(1)
+        return [Problem(source.path, line, col, f"template error: {TOO_DEEP}")]
     problems: list[Problem] = []
     taken: dict[tuple[int, str], int] = {}
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name, nodes.Filter)):

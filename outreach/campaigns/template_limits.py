@@ -64,6 +64,8 @@ def too_big(what: str, size: int) -> TemplateLimitError:
 class RenderBudget:
     """What one message's rendering has left to spend; shared by everything its template runs."""
 
+    __slots__ = ("characters", "steps")
+
     def __init__(self) -> None:
         self.steps = MAX_RENDER_STEPS
         self.characters = MAX_RENDER_CHARACTERS

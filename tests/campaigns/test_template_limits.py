@@ -64,6 +64,18 @@ def test_the_operator_or_filter_that_goes_past_is_the_one_pointed_at(tmp_path: P
     ]  # fmt: skip
 
 
+def test_a_template_nested_past_what_jinja_compiles_is_an_error_not_a_crash(tmp_path: Path, settings: Settings) -> None:
+    brackets = "[" * 100 + "]" * 100
+    sums = " + ".join(["name"] * 400)
+    steps = "".join(
+        f'  - id: s{i}\n    channel: sms\n    content: {{sms: "Hi {{{{ {expression} }}}}"}}\n'
+        for i, expression in enumerate((brackets, sums))
+    )
+    path = write(tmp_path, minimal(steps))
+    message = "template error: the template nests expressions too deeply to compile: write it flatter"
+    assert problems(path, settings) == [(*at(path, "Hi {{ [["), message), (*at(path, "Hi {{ name +"), message)]
+
+
 def test_ordinary_arithmetic_repetition_and_formats_still_render(desk: Workdir) -> None:
     desk.write("customers.csv", "id,name,phone,country,amount\nc1,Ann,+14155550801,US,250\n")
     desk.ok("customers", "import", "customers.csv")
