@@ -34,7 +34,8 @@ CALL_STEPS = 10  # a call through the sandbox costs about what ten plain nodes d
 MAX_RENDER_CHARACTERS = 10_000_000
 
 # The operators a template's arithmetic goes through (jinja2's intercepted_binops): the others (`-`, `/`,
-# `//`) cannot make a result much bigger than their operands.
+# `//`) cannot make a result much bigger than their operands, nor can unary `-` and `+` (so no
+# intercepted_unops).
 INTERCEPTED_BINOPS = frozenset({"+", "*", "**", "%"})
 _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add,
