@@ -14,7 +14,7 @@ from ruamel.yaml.comments import CommentedMap
 from outreach.campaigns.content_locales import normalize
 from outreach.campaigns.model import SCHEDULE_OR_TRIGGER, Campaign, Schedule, Step, Trigger, Variant
 from outreach.campaigns.rendering import TemplateText, check_template
-from outreach.campaigns.template_files import EMAIL_PARTS, OPTIONAL_PARTS, candidate_files
+from outreach.campaigns.template_files import EMAIL_PARTS, OPTIONAL_PARTS, TemplateNameError, candidate_files
 from outreach.campaigns.templates import ChannelTemplates, LocatedTemplateText
 from outreach.campaigns.validation_messages import dotted
 from outreach.core.errors import Problem
@@ -291,7 +291,11 @@ class CampaignChecker:
         return LocatedTemplateText(str(text), doc.path, line_start, html=html, locate_column=character)
 
     def _files(self, name: str, channel: str, loc: Loc) -> ChannelTemplates | None:
-        wanted = candidate_files(self.settings.templates_dir, name, channel)
+        try:
+            wanted = candidate_files(self.settings.templates_dir, name, channel)
+        except TemplateNameError as exc:
+            self.problems.append(self.doc.problem((*loc, "template"), str(exc)))
+            return None
         parts: dict[str, TemplateText] = {}
         missing = []
         for part, candidates in wanted.items():

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from outreach.campaigns.loading import LoadedCampaign, find_campaign_files, load_campaign
-from outreach.core.errors import InputError
+from outreach.core.errors import InputError, Problem
 from outreach.core.settings import Settings
 from outreach.customers.profiles import attribute_catalog
 
@@ -34,6 +34,7 @@ class CampaignFolder:
         self.settings = settings
         self.campaigns: dict[Path, _Watched] = {}
         self.failed: dict[Path, tuple[float, int]] = {}
+        self.links_out: set[str] = set()  # files that are symbolic links out of the folder, logged once
         self.checked_at: float | None = None
         self._lock = threading.Lock()  # the web server's threads share one folder
 
@@ -50,7 +51,12 @@ class CampaignFolder:
         """Pick up new, changed and removed campaign files."""
         self.checked_at = time.monotonic()
         folder = self.settings.campaigns_dir
-        paths = set(find_campaign_files([folder])) if folder.exists() else set()
+        refused: list[Problem] = []
+        paths = set(find_campaign_files([folder], refused)) if folder.exists() else set()
+        for problem in refused:
+            if problem.path not in self.links_out:
+                log.error("%s", problem)
+        self.links_out = {problem.path for problem in refused}
         for gone in set(self.campaigns) - paths:
             log.info("campaign file %s removed: campaign %s stopped", gone, self.campaigns.pop(gone).loaded.id)
         catalog = None

@@ -43,14 +43,23 @@ class LoadedCampaign:
         return [s for s in self.campaign.steps if s.after is None]
 
 
-def find_campaign_files(paths: Iterable[Path]) -> list[Path]:
-    """The files named and the *.yaml / *.yml files under the folders named, each once."""
+def find_campaign_files(paths: Iterable[Path], refused: list[Problem] | None = None) -> list[Path]:
+    """The files named and the *.yaml / *.yml files under the folders named, each once.
+
+    A file under a folder that is a symbolic link to somewhere outside it is left out (and put in `refused`):
+    what is in the campaigns folder is its owner's choice, not any file on the machine a link points at.
+    """
     files: list[Path] = []
     seen: set[Path] = set()
     for path in paths:
-        found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")) if path.is_dir() else [path]
+        folder = path.resolve() if path.is_dir() else None
+        found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")) if folder else [path]
         for file in found:
             key = file.resolve()
+            if folder is not None and not key.is_relative_to(folder):
+                if refused is not None:
+                    refused.append(Problem(str(file), None, None, f"a symbolic link out of {path}: not read"))
+                continue
             if key not in seen:
                 seen.add(key)
                 files.append(file)
@@ -64,7 +73,7 @@ def load_campaigns(
     loaded: list[LoadedCampaign] = []
     problems: list[Problem] = []
     seen: dict[str, LoadedCampaign] = {}
-    for path in find_campaign_files(paths):
+    for path in find_campaign_files(paths, problems):
         try:
             campaign = load_campaign(path, settings, catalog)
         except InputError as exc:

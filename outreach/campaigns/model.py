@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field
 from pydantic_core import PydanticCustomError
 
 from outreach.campaigns.content_locales import check_locale, looks_like_locale
+from outreach.campaigns.template_files import TEMPLATE_NAME_PATTERN
 from outreach.channels.base import Channel
 from outreach.core.durations import parse_duration
 from outreach.store.fields import CORE_FIELDS
@@ -20,7 +21,7 @@ from outreach.store.fields import CORE_FIELDS
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 _VARIANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")  # the ledger's `variant` column holds 32 characters
 StepChannel = Literal[Channel, "reply"]
-TemplateName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")]
+TemplateName = Annotated[str, Field(pattern=TEMPLATE_NAME_PATTERN)]
 ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 

@@ -1,8 +1,9 @@
 """Templates: checked when a campaign is validated, compiled once per run, rendered in a sandbox.
 
 Jinja2's immutable sandbox with StrictUndefined: a template cannot reach Python internals, cannot change
-the values it is given, and a value a customer lacks is an error (the planner suppresses that customer
-with `missing_data`) rather than a blank. HTML bodies escape values; text bodies and SMS do not.
+the values it is given, cannot compute or build past the bounds of template_limits, and a value a customer
+lacks is an error (the planner suppresses that customer with `missing_data`) rather than a blank. HTML
+bodies escape values; text bodies and SMS do not.
 """
 
 from __future__ import annotations
@@ -24,19 +25,24 @@ from jinja2 import (
     nodes,
 )
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from outreach.campaigns.constant_limits import operator_column, overreaching
 from outreach.campaigns.template_filters import FILTERS, UNKNOWN, FilterError, check_filter
+from outreach.campaigns.template_limits import TemplateLimitError
+from outreach.campaigns.template_sandbox import BoundedSandbox
 from outreach.core.errors import OutreachError, Problem
+
+# What a template nested past what Jinja can parse or compile (a hundred brackets, hundreds of `+`) is told.
+TOO_DEEP = "the template nests expressions too deeply to compile: write it flatter"
 
 # Names every template may use besides the customer's fields and attributes.
 CONTEXT_NAMES = frozenset({"customer", "campaign", "step", "unsubscribe_url"})
 
 
-def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=False)
+def _environment(autoescape: bool) -> BoundedSandbox:
+    # money, number, date, datetime in the customer's locale, beside Jinja's own filters
+    env = BoundedSandbox(FILTERS, undefined=StrictUndefined, autoescape=autoescape, keep_trailing_newline=False)
     env.globals.clear()  # no range(), lipsum() and friends: a message needs none of them
-    env.filters.update(FILTERS)  # money, number, date, datetime in the customer's locale
     return env
 
 
@@ -77,6 +83,9 @@ def check_template(source: TemplateText, known_names: Iterable[str] | None) -> l
         line, col = source.locate(exc.lineno or 1)
         what = "template error" if isinstance(exc, TemplateAssertionError) else "template does not parse"
         return [Problem(source.path, line, col, f"{what}: {exc.message or 'syntax error'}")]
+    except (RecursionError, SyntaxError):  # Python's limits, in Jinja's parser or the code it writes: not a hang
+        line, col = source.locate(1)
+        return [Problem(source.path, line, col, f"template error: {TOO_DEEP}")]
     problems: list[Problem] = []
     taken: dict[tuple[int, str], int] = {}
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name, nodes.Filter)):
@@ -88,6 +97,7 @@ def check_template(source: TemplateText, known_names: Iterable[str] | None) -> l
             line, col = _position(source, int(node.lineno), _name_column(source.text, int(node.lineno), name, nth))
             problems.append(Problem(source.path, line, col, f"templates may not use names starting with _ ({name!r})"))
     problems.extend(_filter_problems(source, tree))
+    problems.extend(_limit_problems(source, tree))
     for statement in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
         line, col = source.locate(int(statement.lineno))
         problems.append(Problem(source.path, line, col, "templates cannot include, import or extend other templates"))
@@ -122,6 +132,19 @@ def _filter_problems(source: TemplateText, tree: nodes.Template) -> list[Problem
             column = _name_column(source.text, int(node.lineno), node.name, nth)
             line, col = _position(source, int(node.lineno), column)
             problems.append(Problem(source.path, line, col, f"template error: {complaint}"))
+    return problems
+
+
+def _limit_problems(source: TemplateText, tree: nodes.Template) -> list[Problem]:
+    """Expressions that go past a template limit whatever the customer (`{{ 9**(9**9) }}`), where written."""
+    problems: list[Problem] = []
+    for found in overreaching(tree):
+        if found.is_operator:
+            column = operator_column(source.text, found.lineno, found.token, found.nth)
+        else:
+            column = _name_column(source.text, found.lineno, found.token, found.nth)
+        line, col = _position(source, found.lineno, column)
+        problems.append(Problem(source.path, line, col, f"template error: {found.message}"))
     return problems
 
 
@@ -203,6 +226,10 @@ def render(template: Template, context: Mapping[str, Any]) -> str:
         return template.render(context).strip()
     except UndefinedError as exc:
         raise MissingData(str(exc.message)) from None
+    except TemplateLimitError as exc:  # the bound's own words: "an exponent in a template is at most 100"
+        raise RenderError(str(exc)) from None
+    except RecursionError:
+        raise RenderError("the template calls itself too deeply (macros, recursive loops)") from None
     except SecurityError as exc:
         raise RenderError(f"template tried something unsafe: {exc}") from None
     except FilterError as exc:  # the filter's own words: "money: 'lots' is not a number"

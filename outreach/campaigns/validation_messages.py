@@ -11,6 +11,7 @@ from pydantic_core import ErrorDetails
 
 from outreach.campaigns.content_locales import looks_like_locale
 from outreach.campaigns.model import Campaign
+from outreach.campaigns.template_files import NAME_RULE
 from outreach.core.errors import Problem
 from outreach.core.yaml_source import YamlDocument
 
@@ -151,7 +152,7 @@ def _pattern_message(field: str, value: Any) -> str:
     hints = {
         "id": "ids are lowercase letters, digits and -, starting with a letter or digit (at most 64)",
         "tag": "tags are lowercase letters, digits and -, starting with a letter or digit (at most 64)",
-        "template": "template names are folders and names of letters, digits, _ and -, like nps/reminder",
+        "template": NAME_RULE,
         "throttle": "write a rate like 50/s, 300/m or 1000/h",
         "start": "write a time as HH:MM",
         "end": "write a time as HH:MM",

@@ -29,7 +29,7 @@ from outreach.cli.common import (
     settings,
     store,
 )
-from outreach.core.errors import InputError
+from outreach.core.errors import InputError, Problem
 from outreach.core.settings import Settings
 from outreach.customers.profiles import attribute_catalog
 from outreach.planning.customer_preview import CustomerPreview, preview_customer
@@ -60,8 +60,8 @@ def progress_bar() -> Progress:
 def validate(paths: Annotated[list[Path], typer.Argument(help="Campaign files or folders of *.yaml.")]) -> None:
     """Check campaign files; every problem is printed as PATH:LINE:COL: message (exit status 2)."""
     cfg = settings()
-    files = find_campaign_files(paths)
-    if not files:
+    refused: list[Problem] = []
+    if not find_campaign_files(paths, refused) and not refused:
         raise InputError.single(" ".join(map(str, paths)), "no campaign files (*.yaml) here")
     catalog = existing_catalog(cfg)
     loaded = load_campaigns(paths, cfg, catalog)

@@ -25,7 +25,7 @@ from outreach.campaigns.rendering import (
     customer_context,
     render,
 )
-from outreach.campaigns.template_files import OPTIONAL_PARTS, candidate_files
+from outreach.campaigns.template_files import OPTIONAL_PARTS, TemplateNameError, candidate_files
 from outreach.channels.sms_encoding import sms_size
 from outreach.core.errors import InputError, OutreachError
 from outreach.core.settings import Settings
@@ -120,13 +120,17 @@ def reply_from_template(engine: Engine, settings: Settings, customer_id: str, ch
     customer; a template that does not exist, does not parse or needs a value the customer lacks is refused."""
     if channel not in ADDRESS_FIELDS:
         raise InputError.single("--channel", f"{channel!r}: use {', '.join(ADDRESS_FIELDS)}")
+    try:
+        files = candidate_files(settings.templates_dir, name, channel)
+    except TemplateNameError as exc:
+        raise InputError.single("--template", str(exc)) from None
     with engine.connect() as conn:
         customer = get_customer(conn, customer_id)
     if customer is None:
         raise InputError.single(customer_id, "no customer with this id")
     context = customer_context(customer)
     parts: dict[str, str] = {}
-    for part, candidates in candidate_files(settings.templates_dir, name, channel).items():
+    for part, candidates in files.items():
         path = next((p for p in candidates if p.is_file()), None)
         if path is None:
             if part in OPTIONAL_PARTS:

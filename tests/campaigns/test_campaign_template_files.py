@@ -45,6 +45,28 @@ def test_template_names_cannot_leave_the_templates_folder(tmp_path: Path, settin
     ]
 
 
+def test_a_symbolic_link_out_of_the_templates_folder_is_not_followed(tmp_path: Path, settings: Settings) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.sms.j2").write_text("the key is {{ name }}", encoding="utf-8")
+    template_file(settings, "desk/real.sms.j2", "Hello {{ name }}")
+    (settings.templates_dir / "desk/leak.sms.j2").symlink_to(outside / "secret.sms.j2")
+    (settings.templates_dir / "elsewhere").symlink_to(outside, target_is_directory=True)
+    (settings.templates_dir / "desk/alias.sms.j2").symlink_to(settings.templates_dir / "desk/real.sms.j2")
+    steps = (
+        "  - id: a\n    channel: sms\n    template: desk/leak\n"
+        "  - id: b\n    channel: sms\n    template: elsewhere/secret\n"
+        "  - id: c\n    channel: sms\n    template: desk/alias\n"  # a link that stays inside is a file like any
+    )
+    path = write(tmp_path, minimal(steps))
+    root = settings.templates_dir
+    assert problems(path, settings) == [
+        (7, 15, f"{root / 'desk/leak.sms.j2'} leads out of the templates folder {root} by a symbolic link: not read"),
+        (10, 15, f"{root / 'elsewhere/secret.sms.j2'} leads out of the templates folder {root} by a symbolic link: "
+         "not read"),
+    ]  # fmt: skip
+
+
 def test_missing_template_files_are_named_at_the_template_key(tmp_path: Path, settings: Settings) -> None:
     template_file(settings, "nps/reminder.subject.j2", "Hi")
     steps = (

@@ -82,3 +82,36 @@ def test_a_reply_from_a_template_is_rendered_for_the_customer(
 
 def reply_in(p: Pipeline, templates: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return reply(p, *args, OUTREACH_TEMPLATES_DIR=str(templates), OUTREACH_SMTP_URL=p.settings.smtp_url or "")
+
+
+def test_a_template_name_cannot_read_a_file_outside_the_templates_folder(
+    pipeline: Pipeline, twilio_server: Any, tmp_path: Path
+) -> None:
+    p = pipeline
+    p.import_csv("id,name,phone,country\no1,Ann,+14155550801,US\n")
+    templates = p.settings.templates_dir
+    (templates / "desk").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.sms.j2").write_text("the vault code is 1234\n")
+    (templates / "desk/leak.sms.j2").symlink_to(outside / "secret.sms.j2")
+    (templates / "shared").symlink_to(outside, target_is_directory=True)
+    rule = "template names are folders and names of letters, digits, _ and -, like nps/reminder"
+    link = f"leads out of the templates folder {templates} by a symbolic link: not read"
+
+    for name, refusal in [
+        ("../outside/secret", f"--template: '../outside/secret' is not valid: {rule}"),
+        (str(outside / "secret"), f"--template: '{outside / 'secret'}' is not valid: {rule}"),
+        ("desk/leak", f"--template: {templates / 'desk/leak.sms.j2'} {link}"),
+        ("shared/secret", f"--template: {templates / 'shared/secret.sms.j2'} {link}"),
+    ]:
+        refused = reply_in(p, templates, "o1", "--template", name)
+        assert (refused.returncode, refused.stderr.strip()) == (2, refusal), name
+        assert "1234" not in refused.stdout + refused.stderr
+    assert twilio_server.sent_to("+14155550801") == [] and p.rows(customer_id="o1") == []
+
+    (templates / "nps").mkdir()
+    (templates / "nps/reminder.sms.j2").write_text("{{ name }}, one question for you.\n")
+    done = reply_in(p, templates, "o1", "--template", "nps/reminder")
+    assert done.returncode == 0, done.stderr
+    assert [m["body"] for m in twilio_server.sent_to("+14155550801")] == ["Ann, one question for you."]
