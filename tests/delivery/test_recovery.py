@@ -169,7 +169,7 @@ def campaign(campaign_id: str, channel: str, on_unknown: str = "hold") -> str:
     """
 
 
-def wait_for(what: str, check: Callable[[], bool], workers: Workers | None = None, timeout: float = 45) -> None:
+def wait_for(what: str, check: Callable[[], bool], workers: Workers | None = None, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if workers is not None:
