@@ -22,6 +22,7 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
         OUTREACH_BROKER_NAMESPACE=settings.broker_namespace,
         OUTREACH_SMTP_URL=settings.smtp_url or "",
         OUTREACH_OUTBOX_DIR=str(settings.outbox_dir),
+        OUTREACH_RECORD_RETRY_SECONDS=str(settings.record_retry_seconds),
         OUTREACH_SECRET_KEY=settings.secret_key or "",
         OUTREACH_RETRY_BACKOFF=str(settings.retry_backoff),
         OUTREACH_RETRY_BACKOFF_MAX=str(settings.retry_backoff_max),

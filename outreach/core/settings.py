@@ -154,6 +154,9 @@ class Settings:
     # this long are enqueued again (the broker lost them), rows left `sending` this long become `unknown`
     # (their worker died mid-call). Longer than a batch can legitimately take: the actors' 10-minute limit.
     sweep_after: str = "15m"
+    # When the store goes away mid-batch, a worker keeps the providers' answers it holds and tries to write
+    # them again for this long (seconds; nothing new is sent meanwhile).
+    record_retry_seconds: float = 60.0
 
     # Quiet hours ("21:00-08:00", in each customer's time zone) for every campaign that sets none of its own
     # ("" = none); a service campaign may opt out with `quiet_hours: off`. Customers without a time zone use
