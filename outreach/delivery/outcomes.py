@@ -136,7 +136,7 @@ def record_in(
         if kind == "failed":
             failed.update(r["id"] for r in moved)
     # What the answer says of the recipient follows only from a move it made: the same answer written again
-    # (a round tried again after a lost commit answer) changes nothing more.
+    # (a round tried again after a lost commit answer, a spill file applied twice) changes nothing more.
     opted_out = [row for row in opted_out if row["id"] in failed]
     invalid = [(row, result) for row, result in invalid if row["id"] in failed]
     for row in opted_out:

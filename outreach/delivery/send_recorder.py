@@ -24,7 +24,10 @@ rows after a crash are at most 2 x processes x threads x connections per batch, 
 When the store goes away (a crash, a failover, a lost network), the committer keeps every round it holds and
 tries it again with backoff for `record_retry_seconds`, logging a warning each time. Meanwhile nothing new is
 handed over: each connection's next `before` waits for its start note, which waits in the held round. Past
-the bound the rounds fail: the batches stop and Dramatiq tries their messages again later.
+the bound the held results are written to a spill file (outreach.delivery.spill) and the rounds fail: the
+batches stop, Dramatiq tries their messages again later, and the next `outreach worker` start or
+`outreach sweep` writes the spilled results to the ledger. A provider's answer is thus lost only if the
+worker dies while holding it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from sqlalchemy.engine import Connection, Engine
 from outreach.channels.base import OutgoingMessage, SendResult
 from outreach.core.settings import Settings, mask_secrets
 from outreach.delivery.outcomes import RetryPlan, record_in
+from outreach.delivery.spill import spill
 from outreach.store.database import utcnow
 from outreach.store.ledger import DeliveryRow, Status
 from outreach.store.outage import StoreUnreachable, outage_reason, store_name, store_unreachable, when_reachable
@@ -119,7 +123,7 @@ class GroupCommitter:
 
     def _write(self, work: list[_Round]) -> list[Written]:
         """Write the rounds; while the store is out of reach, keep them (and whatever comes in meanwhile, added
-        to `work`) and try again for `record_retry_seconds`, then fail.
+        to `work`) and try again for `record_retry_seconds`, then spill their results to a file and fail.
 
         Trying again is safe after a commit whose answer was lost: every move is conditional on the row's
         status and claim, a start note only sets the time again, and the retries are enqueued only once the
@@ -136,9 +140,10 @@ class GroupCommitter:
                 held = sum(len(item.results) for item in [*work, *self._pending])
             log.warning(
                 "the store %s is out of reach (%s): keeping %d results and sending nothing new while waiting for "
-                "it; trying again in %.1f s (attempt %d, giving up after %g s)",
+                "it; trying again in %.1f s (attempt %d, spilling to %s after %g s)",
                 store_name(self._settings.database_url), mask_secrets(outage_reason(exc), self._settings), held,
-                pause, tries, self._settings.record_retry_seconds,
+                pause, tries,
+                self._settings.spill_dir, self._settings.record_retry_seconds,
             )  # fmt: skip
 
         try:
@@ -149,9 +154,27 @@ class GroupCommitter:
             with self._ready:
                 work.extend(self._pending)
                 self._pending = []
-            reason = mask_secrets(outage_reason(exc), self._settings)
-            waited = f"out of reach for {self._settings.record_retry_seconds:g} s ({reason})"
-            raise StoreUnreachable(f"the store {store_name(self._settings.database_url)} is {waited}") from exc
+            raise self._spill(work, exc) from exc
+
+    def _spill(self, work: list[_Round], exc: BaseException) -> Exception:
+        """Past the bound: the held results go to a spill file; the error each batch is failed with."""
+        rows = {i: row for item in work for i, row in item.rows.items()}
+        names = {channel: name for item in work for channel, name in item.names.items()}
+        results = [result for item in work for result in item.results]
+        reason = mask_secrets(outage_reason(exc), self._settings)
+        waited = f"out of reach for {self._settings.record_retry_seconds:g} s ({reason})"
+        store = store_name(self._settings.database_url)
+        if not results:
+            return StoreUnreachable(f"the store {store} is {waited}; nothing was sent meanwhile")
+        try:
+            path = spill(self._settings.spill_dir, results, rows, names)
+        except OSError as error:
+            log.error("the store %s is %s and %d results could not be spilled to %s: %s; their rows will be "
+                      "unknown", store, waited, len(results), self._settings.spill_dir, error)  # fmt: skip
+            return StoreUnreachable(f"the store {store} is {waited}; {len(results)} results lost: {error}")
+        log.warning("the store %s is %s: %d results spilled to %s, for the next `outreach worker` start or "
+                    "`outreach sweep`", store, waited, len(results), path)  # fmt: skip
+        return StoreUnreachable(f"the store {store} is {waited}; {len(results)} results spilled to {path}")
 
 
 _committers: weakref.WeakKeyDictionary[Engine, GroupCommitter] = weakref.WeakKeyDictionary()
