@@ -12,8 +12,8 @@ OUTREACH = str(Path(sys.executable).with_name("outreach"))
 
 
 def environment(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment that gives a command `settings`' store, broker, SMTP server and outbox (no config
-    file), plus `extra` variables."""
+    """The environment that gives a command `settings`' store, broker, SMTP server, outbox and spill folder
+    (no config file), plus `extra` variables."""
     env = dict(os.environ)
     env.update(
         OUTREACH_CONFIG=str(Path(settings.outbox_dir).parent / "no-config.toml"),
@@ -22,6 +22,8 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
         OUTREACH_BROKER_NAMESPACE=settings.broker_namespace,
         OUTREACH_SMTP_URL=settings.smtp_url or "",
         OUTREACH_OUTBOX_DIR=str(settings.outbox_dir),
+        OUTREACH_SPILL_DIR=str(settings.spill_dir),
+        OUTREACH_RECORD_RETRY_SECONDS=str(settings.record_retry_seconds),
         OUTREACH_SECRET_KEY=settings.secret_key or "",
         OUTREACH_RETRY_BACKOFF=str(settings.retry_backoff),
         OUTREACH_RETRY_BACKOFF_MAX=str(settings.retry_backoff_max),

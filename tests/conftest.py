@@ -98,6 +98,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             templates_dir=tmp_path / "templates",
             campaigns_dir=tmp_path / "campaigns",
             outbox_dir=tmp_path / "outbox",
+            spill_dir=tmp_path / "spill",
             secret_key="test-secret-key",
             retry_backoff=0.05,
             retry_backoff_max=0.2,

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
 import dramatiq
 from sqlalchemy.engine import Engine
 
-from outreach.core.settings import Settings
+from outreach.core.settings import Settings, mask_secrets
 from outreach.delivery.batches import deliver_batch
 from outreach.delivery.throttles import Throttles
 from outreach.planning.queueing import Transport
+from outreach.store.outage import outage_reason, store_name, store_unreachable
+
+log = logging.getLogger(__name__)
 
 DELIVER_BATCH = "deliver_batch"
 
@@ -29,7 +33,17 @@ _context: WorkerContext | None = None
 
 def _deliver_batch(ids: list[int]) -> None:
     assert _context is not None, "workers.broker.setup() must run before actors do"
-    deliver_batch(_context.engine, _context.settings, _context.transport, ids, _context.throttles)
+    try:
+        deliver_batch(_context.engine, _context.settings, _context.transport, ids, _context.throttles)
+    except Exception as exc:
+        if not store_unreachable(exc):
+            raise
+        # Expected while the store is away, and said in one line: Dramatiq logs a Retry without a traceback
+        # (a statement and its parameters) and tries the message again with its backoff, as for any failure.
+        store = store_name(_context.settings.database_url)
+        reason = mask_secrets(outage_reason(exc), _context.settings)
+        log.info("batch of %d ids to be tried again later: the store %s is out of reach (%s)", len(ids), store, reason)
+        raise dramatiq.Retry(f"the store {store} is out of reach: {reason}") from None
 
 
 def declare_actors(broker: dramatiq.Broker, context: WorkerContext) -> None:

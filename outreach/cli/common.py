@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from outreach.core.errors import InputError, OutreachError
 from outreach.core.settings import Settings, load_settings, mask_secrets
 from outreach.store.database import open_store
+from outreach.store.outage import outage_reason, store_name, store_unreachable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -47,8 +48,23 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
         except OutreachError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(1) from None
+        except Exception as exc:
+            if not store_unreachable(exc):
+                raise
+            # The store went away mid-command: one line, not the driver's traceback with its statement.
+            print(f"error: {store_went_away(exc)}", file=sys.stderr)
+            raise typer.Exit(1) from None
 
     return wrapper
+
+
+def store_went_away(exc: BaseException) -> str:
+    """`the store postgresql://app:***@db/outreach is out of reach: server closed the connection ...`"""
+    try:
+        cfg = load_settings()
+    except InputError:
+        return f"the store is out of reach: {outage_reason(exc)}"
+    return f"the store {store_name(cfg.database_url)} is out of reach: {mask_secrets(outage_reason(exc), cfg)}"
 
 
 def settings() -> Settings:
@@ -58,8 +74,11 @@ def settings() -> Settings:
 def store(cfg: Settings) -> Engine:
     try:
         return open_store(cfg.database_url)
-    except Exception as exc:  # a store we cannot open is a runtime failure, said without secrets
-        raise OutreachError(f"cannot open the store: {mask_secrets(str(exc), cfg)}") from None
+    except Exception as exc:  # a store we cannot open is a runtime failure, said without secrets, on one line
+        reason = outage_reason(exc) if store_unreachable(exc) else str(exc)
+        raise OutreachError(
+            f"cannot open the store {store_name(cfg.database_url)}: {mask_secrets(reason, cfg)}"
+        ) from None
 
 
 def _default(value: Any) -> Any:

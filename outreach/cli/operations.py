@@ -8,9 +8,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy.engine import Engine
 
-from outreach.cli.common import console, print_json, print_table, reports_errors, settings, store
+from outreach.cli.common import console, err_console, print_json, print_table, reports_errors, settings, store
 from outreach.core.errors import InputError
+from outreach.core.settings import Settings
 from outreach.reports.campaign_report import FUNNEL, campaign_report
 
 
@@ -26,7 +28,9 @@ def worker(
             "OUTREACH_BROKER_URL",
             f"{cfg.broker_url!r} runs deliveries inside each command; set redis://host:port/db to run workers",
         )
-    store(cfg).dispose()  # create or upgrade the schema once, before the processes start
+    engine = store(cfg)  # create or upgrade the schema once, before the processes start
+    _apply_spills(cfg, engine)
+    engine.dispose()
     argv = [
         sys.executable,
         "-m",
@@ -40,6 +44,25 @@ def worker(
         cfg.queue_name,
     ]
     os.execv(sys.executable, argv)
+
+
+def _apply_spills(cfg: Settings, engine: Engine) -> None:
+    """The answers earlier workers spilled while the store was away go to the ledger first, before their rows
+    can be taken for lost (once, here, rather than in each process)."""
+    from outreach.delivery.spill import apply_spills, spill_files
+    from workers.broker import running_workers
+
+    if not spill_files(cfg.spill_dir):
+        return
+    with running_workers(cfg, engine, start=False) as handle:
+        applied = apply_spills(engine, cfg, handle.transport)
+    err_console.print(
+        f"spill files in {cfg.spill_dir}: {applied.files} applied ({applied.applied} answers written, "
+        f"{applied.stale} whose rows had moved on)"
+        + (f", {applied.unreadable} unreadable kept (see the messages above)" if applied.unreadable else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @reports_errors

@@ -23,8 +23,9 @@ def sweep(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
-    """Re-enqueue queued rows the workers never took; sending rows past the limit become unknown (then their
-    campaign's on_unknown: hold or resend); release deferred rows that are due."""
+    """Apply the spill files (answers workers could not write while the store was away); re-enqueue queued
+    rows the workers never took; sending rows past the limit become unknown (then their campaign's
+    on_unknown: hold or resend); release deferred rows that are due."""
     from outreach.delivery.sweep import sweep as do_sweep
     from workers.broker import running_workers
 
@@ -41,8 +42,9 @@ def sweep(
     if as_json:
         print_json({"older_than": text, **report.as_dict()})
         return
+    spilled = f"{report.spilled} answers applied from spill files, " if report.spilled else ""
     console.print(
-        f"sweep (rows still for more than {text}): {report.requeued} queued rows enqueued again, "
+        f"sweep (rows still for more than {text}): {spilled}{report.requeued} queued rows enqueued again, "
         f"{report.unstarted} claimed rows never handed over queued again, "
         f"{report.released} deferred rows released, {report.unknown} sending rows now unknown "
         f"({report.resent} sent again under on_unknown: resend, {report.held} held for replay)",

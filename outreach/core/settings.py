@@ -16,7 +16,7 @@ a "did you mean" when one is close) or a secret written in the file is reported 
 at the value (at the key for unknown keys and secrets). An environment variable that does not parse is
 reported under the variable's name. Every problem is raised together in one InputError; nothing is applied.
 
-Paths (every Path field: templates_dir, campaigns_dir, outbox_dir, holidays_file) and the file of a SQLite
+Paths (every Path field: templates_dir, campaigns_dir, outbox_dir, holidays_file, spill_dir) and the file of a SQLite
 database_url (`sqlite:///outreach.db`) resolve against the project root, the folder that holds `config/`:
 the config file's folder's parent when that folder is named `config`, else the config file's own folder.
 This holds for the code's defaults, the file's values and relative paths given in OUTREACH_* variables
@@ -162,6 +162,11 @@ class Settings:
     # this long are enqueued again (the broker lost them), rows left `sending` this long become `unknown`
     # (their worker died mid-call). Longer than a batch can legitimately take: the actors' 10-minute limit.
     sweep_after: str = "15m"
+    # When the store goes away mid-batch, a worker keeps the providers' answers it holds and tries to write
+    # them again for this long (seconds; nothing new is sent meanwhile), then writes them to a file in
+    # spill_dir, which the next `outreach worker` start and `outreach sweep` apply to the ledger.
+    record_retry_seconds: float = 60.0
+    spill_dir: Path = Path("spill")
 
     # Quiet hours ("21:00-08:00", in each customer's time zone) for every campaign that sets none of its own
     # ("" = none); a service campaign may opt out with `quiet_hours: off`. Customers without a time zone use

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -37,7 +38,10 @@ from outreach.delivery.throttles import Grant, Limit, Throttles, due_times, tick
 from outreach.planning.queueing import Transport, enqueue_in_batches
 from outreach.store.database import utcnow
 from outreach.store.ledger import DeliveryRow, Status, claim, move
+from outreach.store.outage import log_wait, store_unreachable, when_reachable
 from outreach.store.schema import deliveries
+
+log = logging.getLogger(__name__)
 
 # Rows whose permits fall within this span go to the provider together (one SMTP session, say).
 CHUNK_SECONDS = 0.25
@@ -76,6 +80,34 @@ def deliver_batch(
     claimed = claim(engine, ids)
     if not claimed:
         return BatchOutcome(0, 0, 0, 0)
+    try:
+        blocked, pacing = _prepare(engine, settings, transport, claimed, ids, throttles)
+    except Exception as exc:
+        if store_unreachable(exc):
+            give_back(engine, settings, claimed)
+        raise
+    deferred = [row for rows, _ in pacing.later for row in rows]
+    going = [row for group in pacing.now for _, row in group]
+    providers = {channel: make_provider(channel, settings) for channel in {row["channel"] for row in going}}
+    names = {channel: provider.name for channel, provider in providers.items()}
+    results, retry = asyncio.run(_send_recorded(engine, settings, going, pacing.now, providers, names))
+    for delay_ms, retry_ids in retry.by_delay.items():
+        enqueue_in_batches(transport, retry_ids, settings.batch_size, delay_ms)
+    sent = sum(1 for r in results if r.outcome == "sent")
+    retrying = sum(len(v) for v in retry.by_delay.values())
+    return BatchOutcome(len(claimed) - len(deferred), sent, len(blocked), retrying, len(deferred))
+
+
+def _prepare(
+    engine: Engine,
+    settings: Settings,
+    transport: Transport,
+    claimed: list[DeliveryRow],
+    ids: Sequence[int],
+    throttles: Throttles | None,
+) -> tuple[dict[int, tuple[str, str]], Pacing]:
+    """Everything before the first message goes: the send-time checks (blocked rows recorded), the content,
+    the pace (rows beyond the horizon given back and enqueued again)."""
     blocked = send_time_blocks(engine, claimed)
     rendered, unrenderable = render_claimed(engine, settings, [row for row in claimed if row["id"] not in blocked])
     blocked.update(unrenderable)
@@ -95,15 +127,20 @@ def deliver_batch(
             transport.enqueue([row["id"] for row in rows], delay_ms)
     if blocked:
         record_outcomes(engine, claimed, [], blocked, settings)
-    going = [row for group in pacing.now for _, row in group]
-    providers = {channel: make_provider(channel, settings) for channel in {row["channel"] for row in going}}
-    names = {channel: provider.name for channel, provider in providers.items()}
-    results, retry = asyncio.run(_send_recorded(engine, settings, going, pacing.now, providers, names))
-    for delay_ms, retry_ids in retry.by_delay.items():
-        enqueue_in_batches(transport, retry_ids, settings.batch_size, delay_ms)
-    sent = sum(1 for r in results if r.outcome == "sent")
-    retrying = sum(len(v) for v in retry.by_delay.values())
-    return BatchOutcome(len(claimed) - len(deferred), sent, len(blocked), retrying, len(deferred))
+    return blocked, pacing
+
+
+def give_back(engine: Engine, settings: Settings, claimed: Sequence[DeliveryRow]) -> None:
+    """The store went away before anything of the batch was handed over: once it is back (waiting up to
+    `record_retry_seconds`), put the rows still held by this claim back to `queued`, for the broker's retry
+    of the batch's message to find. If it stays away they are the sweep's (claimed, never handed over)."""
+    note = log_wait(log, f"{len(claimed)} claimed rows, none sent yet, wait to be put back", settings.database_url)
+    try:
+        when_reachable(lambda: release(engine, claimed, why="the store went away"), settings.record_retry_seconds, note)
+    except Exception as exc:
+        if not store_unreachable(exc):
+            raise
+        log.warning("%d claimed rows left for the sweep, which queues them again (never handed over)", len(claimed))
 
 
 async def _send_recorded(
@@ -159,9 +196,10 @@ def pace(engine: Engine, throttles: Throttles, rows: Sequence[DeliveryRow], ids:
     return pacing
 
 
-def release(engine: Engine, rows: Sequence[DeliveryRow], wait: timedelta | None = None) -> None:
-    """Put claimed rows this batch will not send back to `queued`, as they were before the claim; `wait` is
-    how long they wait for their throttle slot (so the sweep does not take them for rows the broker lost)."""
+def release(engine: Engine, rows: Sequence[DeliveryRow], wait: timedelta | None = None, why: str = "throttle") -> None:
+    """Put claimed rows this batch will not send back to `queued`, as they were before the claim (only those
+    still held by it); `wait` is how long they wait for their throttle slot (so the sweep does not take them
+    for rows the broker lost)."""
     if not rows:
         return
     now = utcnow()
@@ -187,7 +225,7 @@ def release(engine: Engine, rows: Sequence[DeliveryRow], wait: timedelta | None 
                     "next_attempt_at": now + wait if wait else d.next_attempt_at,
                 },
                 event="delivery.released",
-                describe=lambda r: {"channel": r["channel"], "why": "throttle", **waited},
+                describe=lambda r: {"channel": r["channel"], "why": why, **waited},
             )
 
 

@@ -119,9 +119,10 @@ def record_in(
             {i: rows[i] for i in sent},
             now,
         )
+    failed: set[int] = set()
     for kind, by_id in changes.items():
         # each row only if still held by the claim it was sent under (rows of several batches may be here)
-        move(
+        moved = move(
             conn,
             targets[kind],
             list(by_id),
@@ -132,6 +133,12 @@ def record_in(
             event=f"delivery.{kind}",
             describe=lambda r, by_id=by_id: by_id[r["id"]][1],  # type: ignore[misc]
         )
+        if kind == "failed":
+            failed.update(r["id"] for r in moved)
+    # What the answer says of the recipient follows only from a move it made: the same answer written again
+    # (a round tried again after a lost commit answer, a spill file applied twice) changes nothing more.
+    opted_out = [row for row in opted_out if row["id"] in failed]
+    invalid = [(row, result) for row, result in invalid if row["id"] in failed]
     for row in opted_out:
         for purpose in ("marketing", "service"):
             set_consent(

@@ -20,12 +20,21 @@ back to `queued`. A row with it is, per connection (an SMTP session, one of a pr
 requests), at most two messages: the one whose call had started, and either the one before it (its result
 travels with the next commit, at most one message later) or the one after it (noted ahead). So `unknown`
 rows after a crash are at most 2 x processes x threads x connections per batch, and in practice fewer.
+
+When the store goes away (a crash, a failover, a lost network), the committer keeps every round it holds and
+tries it again with backoff for `record_retry_seconds`, logging a warning each time. Meanwhile nothing new is
+handed over: each connection's next `before` waits for its start note, which waits in the held round. Past
+the bound the held results are written to a spill file (outreach.delivery.spill) and the rounds fail: the
+batches stop, Dramatiq tries their messages again later, and the next `outreach worker` start or
+`outreach sweep` writes the spilled results to the ledger. A provider's answer is thus lost only if the
+worker dies while holding it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,11 +44,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from outreach.channels.base import OutgoingMessage, SendResult
-from outreach.core.settings import Settings
+from outreach.core.settings import Settings, mask_secrets
 from outreach.delivery.outcomes import RetryPlan, record_in
+from outreach.delivery.spill import spill
 from outreach.store.database import utcnow
 from outreach.store.ledger import DeliveryRow, Status
+from outreach.store.outage import StoreUnreachable, outage_reason, store_name, store_unreachable, when_reachable
 from outreach.store.schema import deliveries
+
+log = logging.getLogger(__name__)
 
 # How long a result may wait for a start note to travel with before it is committed alone (seconds).
 RESULT_WINDOW = 0.005
@@ -99,7 +112,7 @@ class GroupCommitter:
                     return
                 work, self._pending = self._pending, []
             try:
-                written = write_rounds(self._engine, self._settings, work)
+                written = self._write(work)
             except Exception as exc:  # each batch learns it from its own future
                 for item in work:
                     item.future.set_exception(exc)
@@ -107,6 +120,61 @@ class GroupCommitter:
                 self.transactions += 1
                 for item, outcome in zip(work, written, strict=True):
                     item.future.set_result(outcome)
+
+    def _write(self, work: list[_Round]) -> list[Written]:
+        """Write the rounds; while the store is out of reach, keep them (and whatever comes in meanwhile, added
+        to `work`) and try again for `record_retry_seconds`, then spill their results to a file and fail.
+
+        Trying again is safe after a commit whose answer was lost: every move is conditional on the row's
+        status and claim, a start note only sets the time again, and the retries are enqueued only once the
+        round is answered."""
+
+        def attempt() -> list[Written]:
+            with self._ready:  # what came in since: held, and written, with the rest
+                work.extend(self._pending)
+                self._pending = []
+            return write_rounds(self._engine, self._settings, work)
+
+        def note(exc: BaseException, pause: float, tries: int) -> None:
+            with self._ready:
+                held = sum(len(item.results) for item in [*work, *self._pending])
+            log.warning(
+                "the store %s is out of reach (%s): keeping %d results and sending nothing new while waiting for "
+                "it; trying again in %.1f s (attempt %d, spilling to %s after %g s)",
+                store_name(self._settings.database_url), mask_secrets(outage_reason(exc), self._settings), held,
+                pause, tries,
+                self._settings.spill_dir, self._settings.record_retry_seconds,
+            )  # fmt: skip
+
+        try:
+            return when_reachable(attempt, self._settings.record_retry_seconds, note)
+        except Exception as exc:
+            if not store_unreachable(exc):
+                raise
+            with self._ready:
+                work.extend(self._pending)
+                self._pending = []
+            raise self._spill(work, exc) from exc
+
+    def _spill(self, work: list[_Round], exc: BaseException) -> Exception:
+        """Past the bound: the held results go to a spill file; the error each batch is failed with."""
+        rows = {i: row for item in work for i, row in item.rows.items()}
+        names = {channel: name for item in work for channel, name in item.names.items()}
+        results = [result for item in work for result in item.results]
+        reason = mask_secrets(outage_reason(exc), self._settings)
+        waited = f"out of reach for {self._settings.record_retry_seconds:g} s ({reason})"
+        store = store_name(self._settings.database_url)
+        if not results:
+            return StoreUnreachable(f"the store {store} is {waited}; nothing was sent meanwhile")
+        try:
+            path = spill(self._settings.spill_dir, results, rows, names)
+        except OSError as error:
+            log.error("the store %s is %s and %d results could not be spilled to %s: %s; their rows will be "
+                      "unknown", store, waited, len(results), self._settings.spill_dir, error)  # fmt: skip
+            return StoreUnreachable(f"the store {store} is {waited}; {len(results)} results lost: {error}")
+        log.warning("the store %s is %s: %d results spilled to %s, for the next `outreach worker` start or "
+                    "`outreach sweep`", store, waited, len(results), path)  # fmt: skip
+        return StoreUnreachable(f"the store {store} is {waited}; {len(results)} results spilled to {path}")
 
 
 _committers: weakref.WeakKeyDictionary[Engine, GroupCommitter] = weakref.WeakKeyDictionary()

@@ -24,6 +24,9 @@ still for longer than a limit (`sweep_after`, or `--older-than`):
 * deferred rows (quiet hours, holidays) whose `not_before` has passed are released
   (`outreach.delivery.deferred.release_due`).
 
+Before all that, the spill files in `spill_dir` (providers' answers a worker held while the store was away,
+outreach.delivery.spill) are applied, so a row whose answer was spilled is settled by it, not made `unknown`.
+
 Every change is conditional on the state it leaves, and rows are taken in id order with `SKIP LOCKED`
 (PostgreSQL), so a worker's claim or result, a status callback, or a second sweep racing with this one
 never moves a row twice.
@@ -43,6 +46,7 @@ from sqlalchemy.engine import Connection, Engine
 from outreach.core.durations import parse_duration
 from outreach.core.settings import Settings
 from outreach.delivery.deferred import release_due
+from outreach.delivery.spill import apply_spills
 from outreach.planning.queueing import Transport, enqueue_in_batches
 from outreach.store.database import utcnow
 from outreach.store.ledger import DeliveryRow, Status, move
@@ -66,6 +70,7 @@ class SweepReport:
     resent: int = 0  # ... of which queued and enqueued again (on_unknown: resend)
     held: int = 0  # ... of which left `unknown` for an operator's replay (on_unknown: hold)
     released: int = 0  # deferred rows whose moment has come
+    spilled: int = 0  # answers from spill files written to their rows (settling sending or unknown ones)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -79,11 +84,12 @@ def sweep(
         raise ValueError("the sweep needs a positive limit")
     now = now or utcnow()
     cutoff = now - older_than
+    spilled = apply_spills(engine, settings, transport).applied
     released = release_due(engine, transport, now, settings.batch_size)
     requeued = requeue_lost(engine, transport, cutoff, now, settings.batch_size)
     unstarted = requeue_unstarted(engine, transport, settings, cutoff, now)
     unknown, resent = give_up_abandoned(engine, transport, settings, cutoff, now)
-    return SweepReport(requeued, unstarted, unknown, resent, unknown - resent, released)
+    return SweepReport(requeued, unstarted, unknown, resent, unknown - resent, released, spilled)
 
 
 def scheduled_sweep(

@@ -241,7 +241,8 @@ def test_sigkill_mid_call_then_sweep(
     wait_for("the rows to be a second old", still_for(p, 1.0))
     counts = run_sweep_command(workers.env)
     resent = 8 if on_unknown == "resend" else 0
-    expected = {"requeued": 4, "unstarted": 0, "unknown": 8, "resent": resent, "held": 8 - resent, "released": 0}
+    expected = {"requeued": 4, "unstarted": 0, "unknown": 8, "resent": resent, "held": 8 - resent, "released": 0,
+                "spilled": 0}  # fmt: skip
     assert counts == {"older_than": "1s", **expected}
 
     workers = Workers(p.settings, tmp_path / "workers.log")
@@ -303,6 +304,7 @@ def test_wiped_broker_mid_campaign_then_sweep(
         "resent": 0,
         "held": 0,
         "released": 0,
+        "spilled": 0,
     }
     workers = Workers(p.settings, tmp_path / "workers.log")
     try:

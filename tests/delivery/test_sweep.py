@@ -310,6 +310,7 @@ def test_outreach_sweep_command(pipeline: Pipeline, smtp_server: SmtpServer) -> 
         "resent": 0,
         "held": 2,
         "released": 0,
+        "spilled": 0,
     }
     # The in-process broker delivers before the command returns.
     assert received(smtp_server) == EVERYONE[2:]
