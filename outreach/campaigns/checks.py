@@ -20,8 +20,7 @@ from outreach.campaigns.validation_messages import dotted
 from outreach.core.errors import Problem
 from outreach.core.settings import Settings
 from outreach.core.yaml_source import Loc, YamlDocument
-from outreach.segments.compiler import check_segment
-from outreach.segments.syntax import SegmentError
+from outreach.segments.compiler import segment_errors
 from outreach.store.fields import CORE_FIELDS, AttributeType
 
 _CRON_FIELDS = (("minute", "minute"), ("hour", "hour"), ("day", "day of month"), ("month", "month"))
@@ -133,9 +132,7 @@ class CampaignChecker:
                 first[item_id] = i
 
     def _segment(self, text: str, loc: Loc) -> None:
-        try:
-            check_segment(text, self.catalog)
-        except SegmentError as exc:
+        for exc in segment_errors(text, self.catalog):
             # exc.col counts characters of the line the expression starts on (leading blanks included)
             blank_lines = text[: len(text) - len(text.lstrip())].count("\n")
             col = exc.col or 1
