@@ -17,9 +17,8 @@ from outreach.campaigns.loading import LoadedCampaign
 from outreach.campaigns.model import Step
 from outreach.core.errors import InputError
 from outreach.core.settings import Settings
-from outreach.customers.profiles import attribute_catalog
 from outreach.inbound.triggers import REPLY, reply_channel
-from outreach.planning.planner import campaign_segment, plan_campaign
+from outreach.planning.planner import campaign_catalog, campaign_segment, plan_campaign
 from outreach.planning.queueing import Transport
 from outreach.planning.steps import CampaignPlan
 from outreach.segments.syntax import SegmentError
@@ -85,7 +84,7 @@ def plan_due_followups(
         return []
     occurrences = _recent_occurrences(engine, loaded, now)
     with engine.connect() as conn:
-        catalog = attribute_catalog(conn)
+        catalog = campaign_catalog(conn, loaded)
     plans = []
     for occurrence in occurrences:
         for index in followups:

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from outreach.campaigns.declared_attributes import untyped_names, with_declared
 from outreach.campaigns.loading import LoadedCampaign
 from outreach.campaigns.model import Step
 from outreach.core.errors import InputError
@@ -85,7 +86,7 @@ def plan_campaign(
         check_runnable(loaded)
     today = today or utcnow().date()
     with engine.connect() as conn:
-        catalog = attribute_catalog(conn)
+        catalog = campaign_catalog(conn, loaded)
     try:
         segment = campaign_segment(engine, loaded, settings, campaign.segment or "True", catalog, today)
     except SegmentError as exc:
@@ -117,6 +118,13 @@ def plan_campaign(
     if not dry_run:
         _finish_run(engine, campaign.id, occurrence)
     return plan
+
+
+def campaign_catalog(conn: Connection, loaded: LoadedCampaign) -> dict[str, AttributeType]:
+    """The attribute types the campaign's segments compile against: the store's, and the attributes its own
+    survey steps declare (known before anyone has answered)."""
+    catalog = attribute_catalog(conn)
+    return with_declared(catalog, loaded.campaign.steps, untyped_names(catalog))
 
 
 def campaign_segment(
