@@ -82,6 +82,9 @@ attribute_types = sa.Table(
     metadata,
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("type", sa.String(10), nullable=False),
+    # True: known only from a column imported empty, without a type hint; typed by its first values, a hint
+    # or a survey's `expects:`. NULL or false: the type is settled.
+    sa.Column("untyped", sa.Boolean),
 )
 
 consents = sa.Table(
