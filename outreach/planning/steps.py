@@ -5,9 +5,10 @@ inserted in one transaction (`ON CONFLICT DO NOTHING` on the idempotency key; `C
 their ids go to the broker. `planner` runs it for every step that goes now.
 
 A dry run renders every message (its report is exact: missing data, render errors, SMS segments, samples). A
-real run renders only its samples: each row points at the step's planned content and the worker renders it
-when it sends it (see `planned_content`); a customer whose message cannot be rendered is suppressed then,
-with the same reason a dry run gives.
+real run renders only its samples, and its SMS to count their segments (so `run` gives the figure `plan` and
+the export give). Each row points at the step's planned content and the worker renders it when it sends it
+(see `planned_content`); a customer whose message cannot be rendered is suppressed then, with the same
+reason a dry run gives.
 """
 
 from __future__ import annotations
@@ -203,7 +204,8 @@ class StepPlanner:
     def _audience_query(self) -> sa.Select[Any]:
         """The customers still to plan, in id order, each with their consent status for the campaign's purpose
         on each of the step's channels (`consent_<channel>`, None when they never said)."""
-        columns: list[Any] = list(customers.c) if self.render else [customers.c[c] for c in DECIDING_COLUMNS]
+        whole = self.render or "sms" in self.channels  # SMS are counted in segments: rendered either way
+        columns: list[Any] = list(customers.c) if whole else [customers.c[c] for c in DECIDING_COLUMNS]
         source: Any = customers
         for channel in self.channels:
             given = consents.alias(f"consent_{channel}")
@@ -249,6 +251,10 @@ class StepPlanner:
                     reason, detail = "missing_data", str(exc)
                 except RenderError as exc:
                     reason, detail = "render_error", str(exc)
+            elif reason is None and channel == "sms":
+                # A real run counts every SMS's segments (what the provider bills) as the dry run does; the
+                # worker renders it again when it sends it, from the profile as it is then.
+                composed = self._counted(customer, channel, variant)
             elif reason is None and self._wants_sample(channel, variant):
                 composed = self._sample(conn, customer["id"], channel, variant)
             row = self._row(customer, channel, reason, detail, composed, now, variant)
@@ -267,6 +273,14 @@ class StepPlanner:
         profile = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).mappings().one()
         try:
             return self.variants.composer(variant).compose(channel, dict(profile))
+        except RenderError:  # MissingData is a RenderError
+            return None
+
+    def _counted(self, customer: Mapping[str, Any], channel: str, variant: str | None) -> Composed | None:
+        """A real run's SMS rendered only to be counted (None if it cannot be: the worker will suppress it,
+        and a dry run counts it as suppressed too)."""
+        try:
+            return self.variants.composer(variant).compose(channel, customer)
         except RenderError:  # MissingData is a RenderError
             return None
 
