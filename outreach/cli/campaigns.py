@@ -340,6 +340,8 @@ def _print_plan(result: CampaignPlan, console: Console = console) -> None:
             head = f"sample to {sample['customer']} by {sample['channel']} ({sample['to']})"
             if sample.get("variant"):
                 head += f", variant {sample['variant']}"
+            if sample.get("locale"):
+                head += f", {sample['locale']}"
             if sample.get("sms_segments"):
                 head += f", {sample['sms_segments']} SMS segment(s)"
             console.print(f"[dim]{head}[/]", highlight=False)

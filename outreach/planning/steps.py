@@ -52,7 +52,7 @@ CHUNK_UNRENDERED = 5000
 WRITERS = 2
 # What deciding a customer's channel reads of their profile; rendering reads the whole profile.
 DECIDING_COLUMNS = ("id", "country", "locale", "timezone", *(c for pair in ADDRESS_FIELDS.values() for c in pair))
-# At least this many samples, and the first message of every channel and variant planned.
+# At least this many samples, and the first message of every channel, variant and language planned.
 SAMPLES = 3
 MAX_SAMPLES = 12
 
@@ -145,7 +145,8 @@ class StepPlanner:
         self.hours: SendingHours | None = None
         # Given every row as it is planned (a dry run's recipient list, one customer's preview).
         self.on_row: Callable[[dict[str, Any]], None] | None = None
-        self._sampled: set[tuple[str, str | None]] = set()
+        # (channel, variant, language) of the samples taken: one of each, so a mixed audience shows each language
+        self._sampled: set[tuple[str, str | None, str | None]] = set()
         # (time zone, country) -> not_before, for the chunk being planned (they share one `now`)
         self._not_before: dict[tuple[str | None, str | None], datetime | None] = {}
         self.expects = (
@@ -255,7 +256,7 @@ class StepPlanner:
                 # A real run counts every SMS's segments (what the provider bills) as the dry run does; the
                 # worker renders it again when it sends it, from the profile as it is then.
                 composed = self._counted(customer, channel, variant)
-            elif reason is None and self._wants_sample(channel, variant):
+            elif reason is None and self._wants_sample(channel, variant, customer.get("locale")):
                 composed = self._sample(conn, customer["id"], channel, variant)
             row = self._row(customer, channel, reason, detail, composed, now, variant)
             if self.on_row is not None:
@@ -263,9 +264,10 @@ class StepPlanner:
             rows.append(row)
         return rows
 
-    def _wants_sample(self, channel: str, variant: str | None) -> bool:
+    def _wants_sample(self, channel: str, variant: str | None, locale: str | None) -> bool:
         samples = self.report.samples
-        return ((channel, variant) not in self._sampled and len(samples) < MAX_SAMPLES) or len(samples) < SAMPLES
+        kind = (channel, variant, _language(locale))
+        return (kind not in self._sampled and len(samples) < MAX_SAMPLES) or len(samples) < SAMPLES
 
     def _sample(self, conn: Connection, customer_id: str, channel: str, variant: str | None) -> Composed | None:
         """A real run's sample message, rendered as the worker will render it (None if it cannot be: the
@@ -348,13 +350,14 @@ class StepPlanner:
             report.by_channel[channel] += 1
         if composed is not None and reason is None:
             report.sms_segments += composed.sms_segments or 0
-            if self._wants_sample(channel, variant):
-                self._sampled.add((channel, variant))
+            if self._wants_sample(channel, variant, customer.get("locale")):
+                self._sampled.add((channel, variant, _language(customer.get("locale"))))
                 report.samples.append(
                     {
                         "customer": customer["id"],
                         "channel": channel,
                         "variant": variant,
+                        "locale": customer.get("locale"),
                         "to": address,
                         "subject": composed.subject,
                         "body": composed.body,
@@ -395,6 +398,11 @@ class StepPlanner:
         add_planned_events(conn, written)
         queued = [(delivery_id, row["not_before"]) for delivery_id, row in written if row["status"] == Status.QUEUED]
         return sorted(queued)
+
+
+def _language(locale: str | None) -> str | None:
+    """`zh-CN`, `zh_CN` and `zh` are one language for samples."""
+    return locale.replace("_", "-").split("-")[0].lower() if locale else None
 
 
 def _unreachable(

@@ -172,3 +172,29 @@ def test_plan_warns_when_links_would_point_at_this_machine(desk: Workdir) -> Non
         """,
     )
     assert "warning" not in desk.ok("campaigns", "plan", "notice.yaml").stderr
+
+
+def test_samples_cover_each_language_of_a_mixed_audience(desk: Workdir) -> None:
+    rows = "".join(f"L00{i},王{i},+861380013800{i},CN,zh-CN,yes\n" for i in range(1, 5))
+    desk.write(
+        "customers.csv", "id,name,phone,country,locale,consent_sms\n" + rows + "L009,Amy,+14155550109,US,en,yes\n"
+    )
+    desk.ok("customers", "import", "customers.csv")
+    desk.write(
+        "hello.yaml",
+        """
+        id: hello
+        name: Hello
+        purpose: service
+        steps:
+          - id: hi
+            channel: sms
+            content:
+              sms: {zh: "{{ name }}您好", en: "Hello {{ name }}"}
+        """,
+    )
+    samples = desk.json("campaigns", "plan", "hello.yaml")["steps"][0]["samples"]
+    assert {s["locale"] for s in samples} == {"zh-CN", "en"}
+    assert "Hello Amy" in [s["body"] for s in samples]
+    shown = desk.ok("campaigns", "plan", "hello.yaml").stdout
+    assert "sample to L009 by sms (+14155550109), en" in shown
