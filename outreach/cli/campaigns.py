@@ -34,6 +34,7 @@ from outreach.core.settings import Settings
 from outreach.customers.profiles import attribute_catalog
 from outreach.planning.customer_preview import CustomerPreview, preview_customer
 from outreach.planning.planner import DEFAULT_OCCURRENCE, check_occurrence, check_runnable, plan_campaign
+from outreach.planning.quiet_hours import HOLIDAY, QUIET_HOURS, quiet_hours_warning
 from outreach.planning.recipient_list import RecipientList
 from outreach.planning.steps import CampaignPlan
 from outreach.reports.campaign_report import campaign_report
@@ -313,15 +314,17 @@ def _load(engine: Engine, file: Path, cfg: Settings) -> Any:
     with engine.connect() as conn:
         catalog = attribute_catalog(conn)
     loaded = load_campaign(file, cfg, catalog or None)
-    warning = public_link_warning(loaded, cfg)
-    if warning:
-        err_console.print(f"[yellow]warning[/]: {warning}", highlight=False, soft_wrap=True)
+    for warning in (public_link_warning(loaded, cfg), quiet_hours_warning(cfg, loaded.campaign)):
+        if warning:
+            err_console.print(f"[yellow]warning[/]: {warning}", highlight=False, soft_wrap=True)
     return loaded
 
 
 def _print_plan(result: CampaignPlan, console: Console = console) -> None:
     mode = "dry run" if result.dry_run else "run"
     console.print(f"[bold]{result.campaign_id}[/] occurrence {result.occurrence} ({mode})", highlight=False)
+    if result.quiet_hours:
+        console.print(f"quiet hours: {result.quiet_hours}, in each customer's time zone", highlight=False)
     for step in result.steps:
         table = Table(title=f"step {step.step_id}", title_justify="left", show_header=False)
         table.add_row("audience (segment)", str(step.audience))
@@ -331,8 +334,10 @@ def _print_plan(result: CampaignPlan, console: Console = console) -> None:
             table.add_row(f"to send by {channel}", str(n))
         for reason, n in step.suppressed.most_common():
             table.add_row(f"suppressed: {reason}", str(n))
-        if step.deferred:
-            table.add_row("of which deferred (quiet hours, holidays)", str(step.deferred))
+        if step.deferred_by.get(QUIET_HOURS):
+            table.add_row("of which deferred by quiet hours", str(step.deferred_by[QUIET_HOURS]))
+        if step.deferred_by.get(HOLIDAY):
+            table.add_row("of which deferred by a holiday", str(step.deferred_by[HOLIDAY]))
         if step.sms_segments:
             table.add_row("SMS segments", str(step.sms_segments))
         print_table(table, console)

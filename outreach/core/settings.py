@@ -158,11 +158,14 @@ class Settings:
     # (their worker died mid-call). Longer than a batch can legitimately take: the actors' 10-minute limit.
     sweep_after: str = "15m"
 
-    # Quiet hours ("21:00-08:00", in each customer's time zone) for every campaign that sets none of its own
-    # ("" = none); a service campaign may opt out with `quiet_hours: off`. Customers without a time zone use
-    # the campaign's schedule zone, else default_timezone. Marketing also waits out the holidays listed in
-    # holidays_file for the customer's country.
-    quiet_hours: str = ""
+    # Quiet hours ("21:00-08:00": messages go 08:00-21:00 in each customer's time zone) of marketing campaigns
+    # and surveys (a campaign with a step that `expects:` an answer) that set none of their own; "" = none
+    # (commands that plan warn about it). quiet_hours_service: the same for the other service campaigns
+    # (notices, alerts), none by default; a service campaign may opt out of either with `quiet_hours: off`.
+    # Customers without a time zone use the campaign's schedule zone, else default_timezone. Marketing also
+    # waits out the holidays listed in holidays_file for the customer's country.
+    quiet_hours: str = "21:00-08:00"
+    quiet_hours_service: str = ""
     default_timezone: str = "UTC"
     holidays_file: Path = Path("config") / "holidays.yaml"
 

@@ -101,6 +101,7 @@ def plan_campaign(
         settings,
     )
     hours = sending_hours(campaign, settings)
+    plan.quiet_hours = hours.describe()
     if not dry_run:
         _start_run(engine, loaded, occurrence, cap, scheduled_for)
         _declare_answer_attributes(engine, steps if steps is not None else loaded.first_steps())

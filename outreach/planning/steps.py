@@ -66,8 +66,9 @@ class StepPlan:
     by_channel: Counter[str] = field(default_factory=Counter)
     suppressed: Counter[str] = field(default_factory=Counter)
     sms_segments: int = 0
-    # Rows that wait for quiet hours or a holiday to end (they have a `not_before`).
+    # Rows that wait for quiet hours or a holiday to end (they have a `not_before`), and by which of the two.
     deferred: int = 0
+    deferred_by: Counter[str] = field(default_factory=Counter)
     samples: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -80,6 +81,7 @@ class StepPlan:
             "suppressed": dict(self.suppressed),
             "sms_segments": self.sms_segments,
             "deferred": self.deferred,
+            "deferred_by": dict(self.deferred_by),
             "samples": self.samples,
         }
 
@@ -91,12 +93,15 @@ class CampaignPlan:
     dry_run: bool
     steps: list[StepPlan] = field(default_factory=list)
     row_ids: list[int] = field(default_factory=list)
+    # The quiet hours its messages keep, and where they come from: `21:00-08:00 (the quiet_hours setting)`.
+    quiet_hours: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "campaign": self.campaign_id,
             "occurrence": self.occurrence,
             "dry_run": self.dry_run,
+            "quiet_hours": self.quiet_hours,
             "steps": [s.as_dict() for s in self.steps],
         }
 
@@ -147,8 +152,8 @@ class StepPlanner:
         self.on_row: Callable[[dict[str, Any]], None] | None = None
         # (channel, variant, language) of the samples taken: one of each, so a mixed audience shows each language
         self._sampled: set[tuple[str, str | None, str | None]] = set()
-        # (time zone, country) -> not_before, for the chunk being planned (they share one `now`)
-        self._not_before: dict[tuple[str | None, str | None], datetime | None] = {}
+        # (time zone, country) -> (not_before, what holds it), for the chunk being planned (they share one `now`)
+        self._not_before: dict[tuple[str | None, str | None], tuple[datetime, str] | None] = {}
         self.expects = (
             {**step.expects.model_dump(exclude_none=True), "attribute": step.expects.attribute_name}
             if step.expects
@@ -341,9 +346,12 @@ class StepPlanner:
         if self.hours is not None and reason is None:
             place = (customer.get("timezone"), customer.get("country"))
             if place not in self._not_before:
-                self._not_before[place] = self.hours.not_before(now, *place)
-            not_before = self._not_before[place]
-            report.deferred += not_before is not None
+                self._not_before[place] = self.hours.hold(now, *place)
+            held = self._not_before[place]
+            if held is not None:
+                not_before = held[0]
+                report.deferred += 1
+                report.deferred_by[held[1]] += 1
         if reason is not None:
             report.suppressed[reason] += 1
         else:
