@@ -332,6 +332,12 @@ def _print_plan(result: CampaignPlan, console: Console = console) -> None:
             table.add_row("already planned for this occurrence", str(step.already_planned))
         for channel, n in sorted(step.by_channel.items()):
             table.add_row(f"to send by {channel}", str(n))
+        for channel, n in sorted(step.marketing_declined.items()):
+            table.add_row(
+                f"of which said no to marketing {channel} (consent_{channel}=no): a service message still goes; "
+                f"consent_{channel}_service=no stops it",
+                str(n),
+            )
         for reason, n in step.suppressed.most_common():
             table.add_row(f"suppressed: {reason}", str(n))
         if step.deferred_by.get(QUIET_HOURS):
@@ -380,6 +386,8 @@ def _print_preview(preview: CustomerPreview) -> None:
         if step.sms_segments:
             head += f", {step.sms_segments} SMS segment(s)"
         console.print(head, highlight=False)
+        if step.note:
+            console.print(f"  [yellow]note[/]: {step.note}", highlight=False, soft_wrap=True)
         if step.subject:
             console.print(f"  Subject: {step.subject}", highlight=False, markup=False)
         for line in str(step.body).splitlines():

@@ -18,6 +18,7 @@ from outreach.campaigns.loading import LoadedCampaign
 from outreach.campaigns.model import Step
 from outreach.core.errors import InputError
 from outreach.core.settings import Settings
+from outreach.customers.profiles import consent_status
 from outreach.customers.provisional import is_provisional
 from outreach.planning.planner import plan_campaign
 from outreach.store.schema import customers
@@ -37,6 +38,8 @@ class StepPreview:
     body: str | None = None
     deferred_until: str | None = None
     sms_segments: int | None = None
+    # What a user may not expect, such as a service message to someone who said no to marketing.
+    note: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -67,6 +70,18 @@ def describe_when(step: Step) -> str:
     if step.only_if:
         text += f", only if {step.only_if}"
     return text
+
+
+def marketing_declined_note(engine: Engine, customer_id: str, channel: str) -> str | None:
+    """Why a service message still goes to a customer who said no to marketing on its channel, if they did."""
+    with engine.connect() as conn:
+        status = consent_status(conn, customer_id, channel, "marketing")
+    if status != "revoked":
+        return None
+    return (
+        f"{customer_id} said no to marketing {channel} (consent_{channel}=no), which does not stop a service "
+        f"message; consent_{channel}_service=no would"
+    )
 
 
 def preview_customer(
@@ -115,5 +130,7 @@ def preview_customer(
             shown.sms_segments = row["sms_segments"]
             if row["not_before"] is not None:
                 shown.deferred_until = row["not_before"].isoformat(timespec="minutes")
+            if shown.status == "queued" and loaded.campaign.purpose == "service":
+                shown.note = marketing_declined_note(engine, customer_id, shown.channel)
         preview.steps.append(shown)
     return preview

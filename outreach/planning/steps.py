@@ -69,6 +69,9 @@ class StepPlan:
     # Rows that wait for quiet hours or a holiday to end (they have a `not_before`), and by which of the two.
     deferred: int = 0
     deferred_by: Counter[str] = field(default_factory=Counter)
+    # A service step's messages (by channel) to customers who said no to marketing there (consent_sms=no):
+    # that does not stop a service message (consent_sms_service=no does). Counted by a dry run.
+    marketing_declined: Counter[str] = field(default_factory=Counter)
     samples: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -82,6 +85,7 @@ class StepPlan:
             "sms_segments": self.sms_segments,
             "deferred": self.deferred,
             "deferred_by": dict(self.deferred_by),
+            "marketing_declined": dict(self.marketing_declined),
             "samples": self.samples,
         }
 
@@ -148,6 +152,8 @@ class StepPlanner:
         # (customer id, channel) -> the other customers who have that address, for the chunk being planned
         self.shared: dict[tuple[str, str], list[str]] = {}
         self.hours: SendingHours | None = None
+        # A dry run of a service step notes who said no to marketing on the channel (see marketing_declined).
+        self.notes_marketing = dry_run and self.campaign.purpose == "service"
         # Given every row as it is planned (a dry run's recipient list, one customer's preview).
         self.on_row: Callable[[dict[str, Any]], None] | None = None
         # (channel, variant, language) of the samples taken: one of each, so a mixed audience shows each language
@@ -224,6 +230,17 @@ class StepPlanner:
                 ),
             )
             columns.append(given.c.status.label(f"consent_{channel}"))
+            if self.notes_marketing:
+                declined = consents.alias(f"marketing_{channel}")
+                source = source.outerjoin(
+                    declined,
+                    sa.and_(
+                        declined.c.customer_id == customers.c.id,
+                        declined.c.channel == channel,
+                        declined.c.purpose == "marketing",
+                    ),
+                )
+                columns.append(declined.c.status.label(f"marketing_{channel}"))
         return sa.select(*columns).select_from(source).where(self.where, ~self.already).order_by(customers.c.id)
 
     def _rows(self, conn: Connection, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -264,6 +281,8 @@ class StepPlanner:
             elif reason is None and self._wants_sample(channel, variant, customer.get("locale")):
                 composed = self._sample(conn, customer["id"], channel, variant)
             row = self._row(customer, channel, reason, detail, composed, now, variant)
+            if reason is None and self.notes_marketing and customer.get(f"marketing_{channel}") == "revoked":
+                self.report.marketing_declined[channel] += 1
             if self.on_row is not None:
                 self.on_row(row)
             rows.append(row)

@@ -198,3 +198,34 @@ def test_samples_cover_each_language_of_a_mixed_audience(desk: Workdir) -> None:
     assert "Hello Amy" in [s["body"] for s in samples]
     shown = desk.ok("campaigns", "plan", "hello.yaml").stdout
     assert "sample to L009 by sms (+14155550109), en" in shown
+
+
+def test_plan_says_a_service_sms_goes_to_those_who_said_no_to_marketing(desk: Workdir) -> None:
+    desk.write(
+        "customers.csv",
+        "id,name,phone,country,consent_sms,consent_sms_service\n"
+        "N1,Ann,+14155550111,US,yes,\nN2,Ben,+14155550112,US,no,\nN3,Cao,+14155550113,US,,no\n",
+    )
+    desk.ok("customers", "import", "customers.csv")
+    desk.write(
+        "notice.yaml",
+        """
+        id: card-notice
+        name: Card notice
+        purpose: service
+        steps:
+          - id: tell
+            channel: sms
+            content: {sms: "{{ name }}, your new card is on its way."}
+        """,
+    )
+    step = desk.json("campaigns", "plan", "notice.yaml")["steps"][0]
+    assert (step["by_channel"], step["suppressed"]) == ({"sms": 2}, {"opted_out": 1})
+    assert step["marketing_declined"] == {"sms": 1}  # Ben: consent_sms=no is about marketing
+    shown = desk.ok("campaigns", "plan", "notice.yaml", COLUMNS="200").stdout
+    assert "of which said no to marketing sms (consent_sms=no): a service message still goes;" in shown
+    ben = desk.ok("campaigns", "plan", "notice.yaml", "--customer", "N2", COLUMNS="200").stdout
+    assert "by sms to +14155550112" in ben
+    assert "note: N2 said no to marketing sms (consent_sms=no), which does not stop a service message" in ben
+    cao = desk.ok("campaigns", "plan", "notice.yaml", "--customer", "N3").stdout
+    assert "nothing sent by sms: opted_out" in cao
