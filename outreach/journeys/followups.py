@@ -8,7 +8,9 @@ audience of a due step is one SQL condition: nothing about a customer is decided
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -78,8 +80,7 @@ def plan_due_followups(
     today: date | None = None,
 ) -> list[CampaignPlan]:
     """Plan every follow-up step of the campaign that has come due, for each of its recent occurrences."""
-    steps = loaded.campaign.steps
-    followups = [i for i, step in enumerate(steps) if i > 0 and step.delay is not None]
+    followups = followup_indexes(loaded)
     if not followups:
         return []
     occurrences = _recent_occurrences(engine, loaded, now)
@@ -88,33 +89,57 @@ def plan_due_followups(
     plans = []
     for occurrence in occurrences:
         for index in followups:
-            step = steps[index]
-            if step.channel == REPLY:  # a trigger campaign's follow-up answers on the channel the customer used
-                channel = reply_channel(engine, occurrence)
-                if channel is None:
-                    continue
-                step = step.model_copy(update={"channel": channel})
-            only_if = _only_if(engine, loaded, settings, step, catalog, today or now.date())
-
-            def audience(
-                _: Step,
-                __: sa.ColumnElement[bool],
-                index: int = index,
-                occurrence: str = occurrence,
-                only_if: sa.ColumnElement[bool] | None = only_if,
-            ) -> sa.ColumnElement[bool]:
-                return followup_audience(loaded, index, occurrence, now, only_if)
-
-            plans.append(
-                plan_campaign(
-                    engine, loaded, settings, occurrence, dry_run=False, transport=transport, steps=[step],
-                    audience=audience, today=today,
-                )
+            plan = plan_followup(
+                engine, loaded, settings, occurrence, index, now, dry_run=False, transport=transport, today=today,
+                catalog=catalog,
             )  # fmt: skip
+            if plan is not None:
+                plans.append(plan)
     return plans
 
 
-def _only_if(
+def followup_indexes(loaded: LoadedCampaign) -> list[int]:
+    """The positions of the steps that follow an earlier one after a delay (`after:`)."""
+    return [i for i, step in enumerate(loaded.campaign.steps) if i > 0 and step.delay is not None]
+
+
+def plan_followup(
+    engine: Engine,
+    loaded: LoadedCampaign,
+    settings: Settings,
+    occurrence: str,
+    index: int,
+    now: datetime,
+    *,
+    dry_run: bool,
+    transport: Transport | None = None,
+    today: date | None = None,
+    catalog: dict[str, AttributeType] | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> CampaignPlan | None:
+    """Plan step `index` of `occurrence` for the customers due for it at `now`: what the scheduler does, and
+    (`dry_run`) what `campaigns plan` shows of it. None for a reply step when the customer wrote on no channel."""
+    step = loaded.campaign.steps[index]
+    if step.channel == REPLY:  # a trigger campaign's follow-up answers on the channel the customer used
+        channel = reply_channel(engine, occurrence)
+        if channel is None:
+            return None
+        step = step.model_copy(update={"channel": channel})
+    if catalog is None:
+        with engine.connect() as conn:
+            catalog = campaign_catalog(conn, loaded)
+    only_if = only_if_condition(engine, loaded, settings, step, catalog, today or now.date())
+
+    def audience(_: Step, __: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+        return followup_audience(loaded, index, occurrence, now, only_if)
+
+    return plan_campaign(
+        engine, loaded, settings, occurrence, dry_run=dry_run, transport=transport, steps=[step], audience=audience,
+        today=today, on_row=on_row,
+    )  # fmt: skip
+
+
+def only_if_condition(
     engine: Engine,
     loaded: LoadedCampaign,
     settings: Settings,
@@ -122,6 +147,7 @@ def _only_if(
     catalog: dict[str, AttributeType],
     today: date,
 ) -> sa.ColumnElement[bool] | None:
+    """A step's `only_if` as SQL (None without one); a condition that does not compile is refused."""
     if step.only_if is None:
         return None
     try:

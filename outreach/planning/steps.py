@@ -73,6 +73,9 @@ class StepPlan:
     # that does not stop a service message (consent_sms_service=no does). Counted by a dry run.
     marketing_declined: Counter[str] = field(default_factory=Counter)
     samples: list[dict[str, Any]] = field(default_factory=list)
+    # For a follow-up step in a preview: who was sent the step before, who is due, skipped (and why) or not
+    # yet due (see journeys.previews); None for a step that goes when the campaign runs.
+    followup: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +90,7 @@ class StepPlan:
             "deferred_by": dict(self.deferred_by),
             "marketing_declined": dict(self.marketing_declined),
             "samples": self.samples,
+            "followup": self.followup,
         }
 
 
