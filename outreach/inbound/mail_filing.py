@@ -2,9 +2,12 @@
 timeline.
 
 A bounce (RFC 3464 DSN) is matched to its ledger row through the original Message-ID, which names the row
-(`<outreach.ID.HASH@domain>`). A permanent failure (5.x.x) fails the row and marks the address invalid; a
-temporary one (4.x.x) is a soft bounce, and `soft_bounce_limit` of them to one address mark it invalid too.
-Each (row, report) pair is kept once, so a report read twice counts once. A reply whose In-Reply-To or
+(`<outreach.ID.HASH@domain>`). The report's `Action` is read as RFC 3464 means it: only `failed` is a
+bounce. A failure with a permanent status (5.x.x) fails the row and marks the address invalid; one the MTA
+gave up on after temporary errors (4.x.x) fails the row as a soft bounce, and `soft_bounce_limit` of them
+to one address mark it invalid too. `delayed` (the MTA is still trying) is noted on the timeline and never
+counts toward a bounce; `relayed` and `expanded` are noted too, for information. Each (row, report) pair is
+kept once, so a report read twice counts once. A reply whose In-Reply-To or
 References names one of our messages becomes a reply (or a survey answer) on the customer's timeline.
 Each message is filed in its own transaction and moved aside only after it committed.
 """
@@ -34,7 +37,9 @@ from outreach.store.schema import bounces, deliveries
 log = logging.getLogger(__name__)
 
 # What each filed message counted as, for the command's summary.
-OUTCOMES = ("hard_bounce", "soft_bounce", "reply", "duplicate", "unmatched", "skipped", "failed")
+OUTCOMES = (
+    "hard_bounce", "soft_bounce", "delayed", "informational", "reply", "duplicate", "unmatched", "skipped", "failed"
+)  # fmt: skip
 
 
 def file_mailbox(engine: Engine, location: str, settings: Settings, env: Mapping[str, str]) -> Counter[str]:
@@ -84,14 +89,17 @@ def _file_dsn(conn: Connection, dsn: Dsn, settings: Settings) -> str:
         return "unmatched"
     row = rows[0]
     address = (row["address"] or "").lower()
-    recipients = [r for r in dsn.recipients if r.kind is not None]
+    reported = [r for r in dsn.recipients if r.kind is not None or r.notice is not None]
     # The recipient block for our address; a report about a single recipient is about ours.
-    mine = [r for r in recipients if address in (r.final_recipient, (r.original_recipient or "").lower())]
-    if not mine and len(recipients) == 1:
-        mine = recipients
+    mine = [r for r in reported if address in (r.final_recipient, (r.original_recipient or "").lower())]
+    if not mine and len(reported) == 1:
+        mine = reported
     if not mine:
-        return "skipped"  # a report that says the message was delivered or relayed
-    recipient = next((r for r in mine if r.kind == "hard"), mine[0])
+        return "skipped"  # a report that says the message was delivered
+    failures = [r for r in mine if r.kind is not None]
+    recipient = next((r for r in failures if r.kind == "hard"), failures[0] if failures else mine[0])
+    kind = recipient.kind or recipient.notice
+    assert kind is not None
     now = utcnow()
     inserted = insert_returning(
         conn,
@@ -102,7 +110,7 @@ def _file_dsn(conn: Connection, dsn: Dsn, settings: Settings) -> str:
                 "report_id": dsn.message_id[:320],
                 "customer_id": row["customer_id"],
                 "address": address,
-                "kind": recipient.kind,
+                "kind": kind,
                 "status": recipient.status[:16],
                 "diagnostic": recipient.diagnostic,
                 "at": now,
@@ -112,8 +120,12 @@ def _file_dsn(conn: Connection, dsn: Dsn, settings: Settings) -> str:
     )
     if not inserted:
         return "duplicate"
-    # A hard bounce fails the row, with the bounce as the move's event; any other bounce is only noted.
-    if recipient.kind != "hard" or not _fail(conn, row, recipient, now):
+    if recipient.kind is None:
+        # Not a failure: the row stays as it is, the customer's timeline says what the MTA reported.
+        _note_bounce(conn, row, recipient, now, f"delivery.{recipient.notice}")
+        return "delayed" if recipient.notice == "delayed" else "informational"
+    # A bounce fails the row, with the bounce as the move's event; a row already settled only gets the event.
+    if not _fail(conn, row, recipient, now):
         _note_bounce(conn, row, recipient, now)
     if recipient.kind == "hard":
         mark_address_invalid(conn, row, f"hard bounce {recipient.status}", now)
@@ -129,20 +141,24 @@ def _file_dsn(conn: Connection, dsn: Dsn, settings: Settings) -> str:
 
 
 def _bounce_data(row: Mapping[str, Any], recipient: DsnRecipient) -> dict[str, Any]:
-    data = {"kind": recipient.kind, "status": recipient.status, "address": row["address"]}
+    data = {"kind": recipient.kind or recipient.notice, "status": recipient.status, "address": row["address"]}
     if recipient.diagnostic:
         data["diagnostic"] = recipient.diagnostic
+    if recipient.will_retry_until:
+        data["will_retry_until"] = recipient.will_retry_until
     return data
 
 
-def _note_bounce(conn: Connection, row: dict[str, Any], recipient: DsnRecipient, now: datetime) -> None:
+def _note_bounce(
+    conn: Connection, row: dict[str, Any], recipient: DsnRecipient, now: datetime, kind: str = "delivery.bounced"
+) -> None:
     data = _bounce_data(row, recipient)
     add_events(
         conn,
         [
             event_row(
                 row["customer_id"],
-                "delivery.bounced",
+                kind,
                 data,
                 at=now,
                 delivery_id=row["id"],

@@ -42,24 +42,44 @@ _HTML_TAG = re.compile(r"<[^>]*>")
 _CHARSETS = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030", "euc-cn": "gb18030"}
 
 
+Notice = Literal["delayed", "relayed", "expanded"]
+
+
 @dataclass(frozen=True)
 class DsnRecipient:
-    """One per-recipient block of a DSN: whom the message was for and what became of it."""
+    """One per-recipient block of a DSN: whom the message was for and what became of it.
+
+    As RFC 3464 (2.3.3) reads the `Action`: only `failed` says the message could not be delivered; `delayed`
+    says the MTA is still trying (not a failure), `relayed` and `expanded` that it handed the message on to
+    where no report will come from, `delivered` that it arrived."""
 
     final_recipient: str
     original_recipient: str | None
     action: str
     status: str
     diagnostic: str | None
+    will_retry_until: str | None = None
 
     @property
     def kind(self) -> Literal["hard", "soft"] | None:
-        """`hard`: permanent failure (stop emailing the address); `soft`: transient; None: it was delivered."""
-        if self.action in {"delivered", "relayed", "expanded"}:
-            return None
-        if self.action == "delayed" or self.status.startswith("4"):
-            return "soft"
-        return "hard" if self.action == "failed" or self.status.startswith("5") else None
+        """A bounce: `hard` when the message failed for good (5.x.x: stop emailing the address), `soft` when
+        the MTA gave up after temporary errors (4.x.x); None when the report is no failure."""
+        if self.action == "failed":
+            return "soft" if self.status.startswith("4") else "hard"
+        if not self.action and self.status.startswith("5"):  # no Action at all: a permanent status still fails
+            return "hard"
+        return None
+
+    @property
+    def notice(self) -> Notice | None:
+        """What a report that is no failure tells: `delayed` (still trying), `relayed` or `expanded`."""
+        if self.action == "delayed":
+            return "delayed"
+        if self.action == "relayed":
+            return "relayed"
+        if self.action == "expanded":
+            return "expanded"
+        return None
 
 
 @dataclass(frozen=True)
@@ -186,7 +206,12 @@ def _recipient(fields: dict[str, str]) -> DsnRecipient | None:
             diagnostic = text.strip() or None
     status = _STATUS.search(fields.get("status", "")) or _STATUS.search(diagnostic or "")
     return DsnRecipient(
-        final, original or None, action, status.group(0) if status else fields.get("status", ""), diagnostic
+        final,
+        original or None,
+        action,
+        status.group(0) if status else fields.get("status", ""),
+        diagnostic,
+        fields.get("will-retry-until") or None,
     )
 
 

@@ -268,7 +268,8 @@ bounces = sa.Table(
     sa.Column("report_id", sa.String(320), nullable=False),  # the DSN's own Message-ID
     sa.Column("customer_id", sa.String(64), nullable=False),
     sa.Column("address", sa.String(320), nullable=False),
-    sa.Column("kind", sa.String(8), nullable=False),  # hard | soft
+    # hard | soft (a bounce: Action failed) | delayed | relayed | expanded (noted, no bounce)
+    sa.Column("kind", sa.String(8), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # 5.1.1
     sa.Column("diagnostic", sa.Text),
     sa.Column("at", UTCDateTime, nullable=False),
