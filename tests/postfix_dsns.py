@@ -109,9 +109,11 @@ def postfix_dsn(
     queue_id: str = "1A2B3C4D5E",
     subject: str | None = None,
     headers_only: bool = True,
+    quoted: bool = True,
 ) -> bytes:
     """The DSN Postfix at mx.bank.example sends to `to` (the original's envelope sender) about `original`
-    (its bytes as sent), as delivered into the mailbox at `to`."""
+    (its bytes as sent), as delivered into the mailbox at `to`; without `quoted`, it returns nothing of the
+    original (as with `bounce_size_limit` exceeded, or an MTA that never does)."""
     boundary = f"{queue_id}.1728379812/mx.bank.example"
     head = {
         "Return-Path": "<>",
@@ -142,7 +144,7 @@ def postfix_dsn(
     )
     returned = original.split(b"\r\n\r\n", 1)[0] + b"\r\n" if headers_only else original
     what = _RETURNED[report] + (" Message Headers" if headers_only else " Message")
-    parts = [
+    parts: list[bytes] = [
         b"Content-Description: Notification\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
         + b"This is the mail system at host mx.bank.example.\r\n\r\n"
         + _NOTIFICATIONS[report].encode("ascii")
@@ -153,7 +155,7 @@ def postfix_dsn(
         + (b"Content-Type: text/rfc822-headers\r\n" if headers_only else b"Content-Type: message/rfc822\r\n")
         + b"Content-Transfer-Encoding: 8bit\r\n\r\n"
         + returned,
-    ]
+    ][: 3 if quoted else 2]
     top = "".join(f"{k}: {v}\r\n" for k, v in head.items()).encode("ascii")
     body = b"".join(b"\r\n--" + boundary.encode() + b"\r\n" + part for part in parts)
     return top + b"\r\nThis is a MIME-encapsulated message.\r\n" + body + b"\r\n--" + boundary.encode() + b"--\r\n"

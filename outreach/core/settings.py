@@ -74,6 +74,10 @@ class Settings:
     smtp_url: str | None = None
     smtp_timeout: float = 30.0
     email_from: str = "Bank <no-reply@bank.example>"
+    # The envelope sender (SMTP MAIL FROM; bounces go there), unset: the From address. `{id}` in its local part
+    # (bounces+{id}@bank.example), or a local part ending in + (bounces+@bank.example), gives every message its
+    # own address (VERP), which names the message in a bounce that quotes nothing of it.
+    email_return_path: str | None = None
 
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None

@@ -1,15 +1,16 @@
 """Filing what comes back to the bank's mailbox: bounces onto the ledger and the profile, replies onto the
 timeline.
 
-A bounce (RFC 3464 DSN) is matched to its ledger row through the original Message-ID, which names the row
-(`<outreach.ID.HASH@domain>`). The report's `Action` is read as RFC 3464 means it: only `failed` is a
-bounce. A failure with a permanent status (5.x.x) fails the row and marks the address invalid; one the MTA
-gave up on after temporary errors (4.x.x) fails the row as a soft bounce, and `soft_bounce_limit` of them
-to one address mark it invalid too. `delayed` (the MTA is still trying) is noted on the timeline and never
-counts toward a bounce; `relayed` and `expanded` are noted too, for information. Each (row, report) pair is
-kept once, so a report read twice counts once. A reply whose In-Reply-To or
-References names one of our messages becomes a reply (or a survey answer) on the customer's timeline.
-Each message is filed in its own transaction and moved aside only after it committed.
+A bounce (RFC 3464 DSN) is matched to its ledger row through the address it was sent to, when
+`email_return_path` gives every message its own (VERP: `bounces+ID.HASH@domain`), else through the original
+Message-ID it quotes, which names the row (`<outreach.ID.HASH@domain>`). The report's `Action` is read as
+RFC 3464 means it: only `failed` is a bounce. A failure with a permanent status (5.x.x) fails the row and
+marks the address invalid; one the MTA gave up on after temporary errors (4.x.x) fails the row as a soft
+bounce, and `soft_bounce_limit` of them to one address mark it invalid too. `delayed` (the MTA is still
+trying) is noted on the timeline and never counts toward a bounce; `relayed` and `expanded` are noted too,
+for information. Each (row, report) pair is kept once, so a report read twice counts once. A reply whose
+In-Reply-To or References names one of our messages becomes a reply (or a survey answer) on the customer's
+timeline. Each message is filed in its own transaction and moved aside only after it committed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from outreach.channels.email_message import delivery_id_from_message_id
+from outreach.channels.email_message import ReturnPath, delivery_id_from_message_id, message_digest
 from outreach.core.settings import Settings
 from outreach.customers.profiles import mark_address_invalid
 from outreach.inbound.mail_parsing import Dsn, DsnRecipient, Other, Reply, classify
@@ -45,6 +46,8 @@ OUTCOMES = (
 def file_mailbox(engine: Engine, location: str, settings: Settings, env: Mapping[str, str]) -> Counter[str]:
     """File every unprocessed message of a Maildir or IMAP mailbox; returns counts by outcome."""
     counts: Counter[str] = Counter()
+    if settings.email_return_path:
+        ReturnPath(settings.email_return_path)  # a bad setting is refused before any message is read
     with open_mailbox(location, env) as source:
         for mail in source.messages():
             try:
@@ -83,8 +86,28 @@ def _our_rows(conn: Connection, message_ids: tuple[str, ...]) -> list[dict[str, 
     return [found[i] for i in dict.fromkeys(ids) if i in found]
 
 
+def _returned_to(conn: Connection, dsn: Dsn, settings: Settings) -> list[dict[str, Any]]:
+    """The email ledger row whose own return path (VERP: `bounces+4711.3f9a2c01de@...`) the report was sent
+    to, if its check matches the row; the address names the message even when the report quotes nothing."""
+    if not settings.email_return_path:
+        return []
+    path = ReturnPath(settings.email_return_path)
+    for address in dsn.addressed_to:
+        named = path.delivery_of(address)
+        if named is None:
+            continue
+        row = (
+            conn.execute(sa.select(deliveries).where(deliveries.c.id == named[0], deliveries.c.channel == "email"))
+            .mappings()
+            .first()
+        )
+        if row is not None and message_digest(row["idempotency_key"]) == named[1]:
+            return [dict(row)]
+    return []
+
+
 def _file_dsn(conn: Connection, dsn: Dsn, settings: Settings) -> str:
-    rows = _our_rows(conn, dsn.original_message_ids)
+    rows = _returned_to(conn, dsn, settings) or _our_rows(conn, dsn.original_message_ids)
     if not rows:
         return "unmatched"
     row = rows[0]

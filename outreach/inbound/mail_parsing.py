@@ -23,6 +23,7 @@ _HEADER_TYPES = {"text/rfc822-headers", "message/rfc822-headers", "message/globa
 _ID = re.compile(r"<([^<>]*)>")
 _ANGLE_ADDRESS = re.compile(r"<\s*([^<>\s@]+@[^<>\s@]+?)\s*>")
 _BARE_ADDRESS = re.compile(r"([^<>\s@\"'(),;:]+@[^<>\s@\"'(),;:]+)")
+_ADDRESSES = re.compile(r"[^<>\s@\"'(),;:]+@[^<>\s@\"'(),;:]+")
 _8BIT = re.compile("[\udc80-\udcff]")
 _STATUS = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
@@ -84,11 +85,13 @@ class DsnRecipient:
 
 @dataclass(frozen=True)
 class Dsn:
-    """A delivery status notification (bounce) about one or more of our messages."""
+    """A delivery status notification (bounce) about one or more of our messages; `addressed_to` are the
+    addresses it was sent to (the original's envelope sender: a VERP return path names the message)."""
 
     message_id: str
     original_message_ids: tuple[str, ...]
     recipients: tuple[DsnRecipient, ...]
+    addressed_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,12 @@ def _dsn(msg: Message, parts: list[Message], own_id: str) -> Dsn:
     if not ids:
         ids = message_ids(_raw(msg, "In-Reply-To")) + message_ids(_raw(msg, "References"))[::-1]
     recipients = (_recipient(fields) for fields in blocks)
-    return Dsn(own_id, tuple(_unique(ids)), tuple(r for r in recipients if r is not None))
+    # Where the report was delivered: the mailbox's own headers, the To the MTA wrote, Postfix's note of the
+    # original's sender.
+    headers = " ".join(_raw(msg, name) for name in ("Delivered-To", "X-Original-To", "To"))
+    senders = " ".join(fields.get("x-postfix-sender", "") for fields in blocks)
+    addressed = [a.lower() for a in _ADDRESSES.findall(f"{headers} {senders.replace(';', ' ')}")]
+    return Dsn(own_id, tuple(_unique(ids)), tuple(r for r in recipients if r is not None), tuple(_unique(addressed)))
 
 
 def _subparts(part: Message) -> list[Message]:

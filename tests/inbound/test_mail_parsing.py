@@ -118,6 +118,7 @@ def test_postfix_hard_bounce_with_returned_headers() -> None:
                 diagnostic="550 5.1.1 <Zhang.Wei@Mail.Example.CN>: Recipient address rejected: User unknown",
             ),
         ),
+        addressed_to=("bounces@bank.example",),  # the To, and Postfix's note of the original's sender
     )
     assert result.recipients[0].kind == "hard"
 
