@@ -43,6 +43,7 @@ def demo_settings(base: Settings, folder: Path = DEMO_DIR) -> Settings:
         list_columns=tuple(sorted({*base.list_columns, "products"})),
         # The demo shows sending: no quiet hours or holidays to wait out, whenever it is run.
         quiet_hours="",
+        quiet_hours_service="",
         holidays_file=folder / "no-holidays.yaml",
     )
 

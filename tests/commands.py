@@ -28,6 +28,7 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
         OUTREACH_RETRY_BACKOFF=str(settings.retry_backoff),
         OUTREACH_RETRY_BACKOFF_MAX=str(settings.retry_backoff_max),
         OUTREACH_BATCH_SIZE=str(settings.batch_size),
+        OUTREACH_QUIET_HOURS=settings.quiet_hours,
     )
     env.update(extra)
     return env

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -17,6 +18,10 @@ from outreach.core.settings import Settings
 from outreach.store.database import make_engine, open_store, shift_clock
 from tests.services import free_port, postgres_database, redis_server, unavailable
 from tests.smtp_server import SmtpServer
+
+# The suite runs at any hour: quiet hours (on by default for marketing and surveys) would defer whatever a
+# test plans at night. The tests of quiet hours set their own; commands run with this environment inherit it.
+os.environ["OUTREACH_QUIET_HOURS"] = ""
 
 
 @pytest.fixture(scope="session")
@@ -102,6 +107,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             secret_key="test-secret-key",
             retry_backoff=0.05,
             retry_backoff_max=0.2,
+            quiet_hours="",  # see OUTREACH_QUIET_HOURS above
         )
         return replace(base, **overrides)
 

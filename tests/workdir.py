@@ -52,5 +52,9 @@ class Workdir:
 
 def workdir_at(path: Path, **env: str) -> Workdir:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "TWILIO_"))}
-    base.update(OUTREACH_CONFIG=str(path / "none.toml"), OUTREACH_SECRET_KEY="workdir-test-key", **env)
+    # quiet hours off: a test runs at any hour (those about quiet hours set them)
+    base.update(
+        OUTREACH_CONFIG=str(path / "none.toml"), OUTREACH_SECRET_KEY="workdir-test-key", OUTREACH_QUIET_HOURS=""
+    )
+    base.update(env)
     return Workdir(path, base)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml.comments import CommentedMap
 
 from outreach.campaigns.content_locales import normalize
+from outreach.campaigns.declared_attributes import untyped_names, with_declared
 from outreach.campaigns.model import SCHEDULE_OR_TRIGGER, Campaign, Schedule, Step, Trigger, Variant
 from outreach.campaigns.rendering import TemplateText, check_template
 from outreach.campaigns.template_files import EMAIL_PARTS, OPTIONAL_PARTS, TemplateNameError, candidate_files
@@ -20,8 +21,7 @@ from outreach.campaigns.validation_messages import dotted
 from outreach.core.errors import Problem
 from outreach.core.settings import Settings
 from outreach.core.yaml_source import Loc, YamlDocument
-from outreach.segments.compiler import check_segment
-from outreach.segments.syntax import SegmentError
+from outreach.segments.compiler import segment_errors
 from outreach.store.fields import CORE_FIELDS, AttributeType
 
 _CRON_FIELDS = (("minute", "minute"), ("hour", "hour"), ("day", "day of month"), ("month", "month"))
@@ -46,7 +46,9 @@ class CampaignChecker:
     def __init__(self, doc: YamlDocument, settings: Settings, catalog: dict[str, AttributeType] | None) -> None:
         self.doc = doc
         self.settings = settings
-        self.catalog = catalog if catalog else None
+        # The store's attribute types; `catalog` adds those the campaign declares itself (survey answers).
+        self.store_catalog = catalog if catalog else None
+        self.catalog = self.store_catalog
         self.known_names = (set(CORE_FIELDS) | set(catalog)) if catalog else None
         self.problems: list[Problem] = []
         self.trigger: Trigger | None = None
@@ -73,6 +75,10 @@ class CampaignChecker:
             steps = [(i, step) for i, item in enumerate(items) if (step := _valid(Step, item)) is not None]
             if raw.get("schedule") is not None and raw.get("trigger") is not None:
                 self.problems.append(self.doc.problem((), SCHEDULE_OR_TRIGGER))
+        if self.store_catalog is not None:
+            untyped = untyped_names(self.store_catalog)
+            self.catalog = with_declared(self.store_catalog, (step for _, step in steps), untyped)
+            self.known_names = set(CORE_FIELDS) | set(self.catalog)
         if segment is not None:
             self._segment(segment, ("segment",))
         if schedule is not None and schedule.cron is not None:
@@ -110,8 +116,8 @@ class CampaignChecker:
         """The answer goes into a profile attribute: it must not clash with the type customers already have."""
         assert step.expects is not None
         name, kind = step.expects.attribute_name, step.expects.attribute_type
-        known = (self.catalog or {}).get(name)
-        if known is not None and known != kind:
+        known = (self.store_catalog or {}).get(name)
+        if known is not None and known != kind and name not in untyped_names(self.store_catalog):
             where = (*loc, "expects", "attribute") if step.expects.attribute else (*loc, "expects")
             self.problems.append(
                 self.doc.problem(where, f"the answers are a {kind} but the attribute {name!r} holds a {known}")
@@ -133,9 +139,7 @@ class CampaignChecker:
                 first[item_id] = i
 
     def _segment(self, text: str, loc: Loc) -> None:
-        try:
-            check_segment(text, self.catalog)
-        except SegmentError as exc:
+        for exc in segment_errors(text, self.catalog):
             # exc.col counts characters of the line the expression starts on (leading blanks included)
             blank_lines = text[: len(text) - len(text.lstrip())].count("\n")
             col = exc.col or 1

@@ -29,7 +29,8 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("Campaign", "schedule"): "When it runs: {cron: ...}, {every: 6h} or {at: ...}, with a timezone.",
     ("Campaign", "trigger"): "Answer customers' messages instead of running for a segment.",
     ("Campaign", "quiet_hours"): "Hours in the customer's time zone when nothing is sent, e.g. "
-    "{start: '21:00', end: '08:00'}; off for urgent service messages.",
+    "{start: '21:00', end: '08:00'}; off for urgent service messages. Default: the quiet_hours setting "
+    "(21:00-08:00) for marketing and surveys, quiet_hours_service (none) for other service campaigns.",
     ("Campaign", "frequency_cap"): "At most `max` messages per `per` to one customer (marketing: all marketing "
     "campaigns count; service: this campaign's own messages).",
     ("Campaign", "throttle"): "At most this many messages of the campaign per second, minute or hour: 50/s.",

@@ -292,6 +292,11 @@ class Campaign(_Model):
         return self
 
     @property
+    def is_survey(self) -> bool:
+        """A campaign that asks something (a step `expects:` an answer): it keeps quiet hours like marketing."""
+        return any(step.expects is not None for step in self.steps)
+
+    @property
     def unknown_policy(self) -> str:
         """What to do with a message whose outcome is unknown: hold (wait for an operator) unless told to resend."""
         return self.on_unknown or "hold"

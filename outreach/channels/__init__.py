@@ -29,7 +29,9 @@ def make_provider(channel: str, settings: Settings) -> Provider:
     if channel == "email" and settings.smtp_url:
         from outreach.channels.smtp import SmtpProvider
 
-        return SmtpProvider(settings.smtp_url, settings.email_from, settings.smtp_timeout)
+        return SmtpProvider(
+            settings.smtp_url, settings.email_from, settings.smtp_timeout, return_path=settings.email_return_path
+        )
     if channel == "sms" and (settings.twilio_account_sid or settings.twilio_auth_token):
         from outreach.channels.twilio_sms import TwilioSmsProvider
 
@@ -57,11 +59,18 @@ def make_provider(channel: str, settings: Settings) -> Provider:
 
 def check_providers(settings: Settings) -> None:
     """Fail at start-up, not in the middle of a batch, when a provider's settings are incomplete or wrong."""
+    from outreach.channels.email_message import ReturnPath
+
     problems: list[Problem] = []
+    if settings.email_return_path:  # checked even while email goes to the outbox
+        try:
+            ReturnPath(settings.email_return_path)
+        except InputError as exc:
+            problems.extend(exc.problems)
     for channel in CHANNELS_WITH_PROVIDERS:
         try:
             make_provider(channel, settings)
         except InputError as exc:
-            problems.extend(exc.problems)
+            problems.extend(p for p in exc.problems if p not in problems)
     if problems:
         raise InputError(problems)

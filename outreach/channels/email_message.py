@@ -13,8 +13,9 @@ from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 
 from outreach.channels.base import OutgoingMessage
+from outreach.core.errors import InputError
 
-_MESSAGE_ID = re.compile(r"<?outreach\.(\d{1,19})\.[0-9a-f]{10}@[^<>@\s]+>?", re.IGNORECASE)
+_MESSAGE_ID = re.compile(r"<?outreach\.(\d{1,19})\.([0-9a-f]{10})@[^<>@\s]+>?", re.IGNORECASE)
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII except ':' (RFC 5322 ftext)
 _SOFT_LINE, _MAX_LINE = 78, 998  # RFC 5322 line lengths, CRLF excluded
 # Headers build_email owns; message.headers may not replace them (an overridden Message-ID would break the
@@ -65,16 +66,71 @@ def recipient_address(to: str) -> str:
     return f"{local}@{domain}"
 
 
+def message_digest(idempotency_key: str) -> str:
+    """The check of a ledger row inside its Message-ID and return path: ten hex digits of its key's SHA-256."""
+    return hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:10]
+
+
 def message_id_for(delivery_id: int, idempotency_key: str, email_from: str) -> str:
     """A Message-ID that is the same on every attempt of one ledger row and names the row it came from."""
-    digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:10]
-    return f"<outreach.{delivery_id}.{digest}@{sender_domain(email_from)}>"
+    return f"<outreach.{delivery_id}.{message_digest(idempotency_key)}@{sender_domain(email_from)}>"
 
 
 def delivery_id_from_message_id(value: str) -> int | None:
     """The delivery id inside a Message-ID made by `message_id_for`; None for any other Message-ID."""
     match = _MESSAGE_ID.fullmatch(value.strip())
     return int(match.group(1)) if match else None
+
+
+class ReturnPath:
+    """The envelope sender (SMTP `MAIL FROM`; the receiving server writes it as `Return-Path`), where bounces
+    go. A fixed address, or VERP: `{id}` in its local part (`bounces+{id}@bank.example`), or a local part
+    ending in `+` (`bounces+@bank.example`, the same), becomes each message's own token
+    (`bounces+4711.3f9a2c01de@bank.example`: the ledger row's id and the check of its Message-ID), so a
+    bounce names its message by the address it was sent to, even when it quotes nothing of the message.
+    The mailbox must take such addresses (Postfix: `recipient_delimiter = +`)."""
+
+    PLACEHOLDER = "{id}"
+
+    def __init__(self, template: str, setting: str = "email_return_path") -> None:
+        text = template.strip()
+        local, at, domain = text.rpartition("@")
+        if local.endswith("+") and self.PLACEHOLDER not in local:
+            local += self.PLACEHOLDER
+        problem = None
+        if not at or not local or not domain:
+            problem = "is not an email address (like bounces@bank.example, or bounces+{id}@bank.example)"
+        elif self.PLACEHOLDER in domain or local.count(self.PLACEHOLDER) > 1:
+            problem = "may hold {id} once, in the part before the @"
+        else:
+            try:
+                recipient_address(local.replace(self.PLACEHOLDER, "0.0000000000") + "@" + domain)
+            except InvalidAddress:
+                problem = "is not an email address (like bounces@bank.example, or bounces+{id}@bank.example)"
+        if problem is not None:
+            raise InputError.single(setting, f"{template!r} {problem}")
+        self.local, self.domain = local, domain
+        self.verp = self.PLACEHOLDER in local
+        prefix, _, suffix = local.partition(self.PLACEHOLDER)
+        self._pattern = re.compile(
+            re.escape(prefix) + r"(\d{1,19})\.([0-9a-f]{10})" + re.escape(suffix) + "@" + re.escape(domain),
+            re.IGNORECASE,
+        )
+
+    def address_for(self, message_id: str) -> str:
+        """The envelope sender of the message with this Message-ID (made by `message_id_for`)."""
+        match = _MESSAGE_ID.fullmatch(message_id.strip())
+        if not self.verp:
+            return f"{self.local}@{self.domain}"
+        prefix, _, suffix = self.local.partition(self.PLACEHOLDER)
+        if match is None:  # not one of our Message-IDs: the plain address, without the tag
+            return f"{prefix.rstrip('+')}{suffix}@{self.domain}"
+        return f"{prefix}{match[1]}.{match[2].lower()}{suffix}@{self.domain}"
+
+    def delivery_of(self, address: str) -> tuple[int, str] | None:
+        """(ledger row id, check) named by a VERP address of this return path; None for any other address."""
+        match = self._pattern.fullmatch(address.strip().strip("<>"))
+        return (int(match[1]), match[2].lower()) if self.verp and match else None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from aiosmtplib import (
 )
 
 from outreach.channels.base import NO_HOOKS, OutgoingMessage, SendHooks, SendResult
-from outreach.channels.email_message import InvalidAddress, WireEmail, render_email
+from outreach.channels.email_message import InvalidAddress, ReturnPath, WireEmail, render_email
 from outreach.channels.transport_errors import classify
 from outreach.core.errors import AddressInvalid, InputError, PermanentError, TransientError
 from outreach.core.settings import Settings, mask_secrets, mask_url
@@ -50,6 +50,7 @@ class SmtpProvider:
         *,
         tls_context: ssl.SSLContext | None = None,
         local_hostname: str | None = None,
+        return_path: str | None = None,
     ) -> None:
         self._url = url
         parts = urlsplit(url)
@@ -73,6 +74,8 @@ class SmtpProvider:
         if "@" not in self._sender:
             raise InputError.single("email_from", f"{email_from!r} has no email address")
         self._email_from = email_from
+        # MAIL FROM: where bounces go; the From address unless `email_return_path` says otherwise (VERP too).
+        self._return_path = ReturnPath(return_path) if return_path else None
         self._timeout = timeout
         self._tls_context = tls_context
         self._local_hostname = local_hostname
@@ -147,8 +150,9 @@ class SmtpProvider:
         recipient = email.recipient
         try:
             # aiosmtplib answers a refused MAIL, RCPT or DATA with RSET, so the session stays usable.
+            sender = self._return_path.address_for(email.message_id) if self._return_path else self._sender
             refused, _ = await client.sendmail(
-                self._sender, [recipient], email.data, mail_options=["SMTPUTF8"] if email.smtputf8 else []
+                sender, [recipient], email.data, mail_options=["SMTPUTF8"] if email.smtputf8 else []
             )
         except SMTPRecipientsRefused as exc:
             first = exc.recipients[0]

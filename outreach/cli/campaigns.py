@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,8 +33,10 @@ from outreach.cli.common import (
 from outreach.core.errors import InputError, Problem
 from outreach.core.settings import Settings
 from outreach.customers.profiles import attribute_catalog
-from outreach.planning.customer_preview import CustomerPreview, preview_customer
+from outreach.journeys.previews import check_step, preview_campaign, preview_one_customer
+from outreach.planning.customer_preview import CustomerPreview, FollowupVerdict, StepPreview
 from outreach.planning.planner import DEFAULT_OCCURRENCE, check_occurrence, check_runnable, plan_campaign
+from outreach.planning.quiet_hours import HOLIDAY, QUIET_HOURS, quiet_hours_warning
 from outreach.planning.recipient_list import RecipientList
 from outreach.planning.steps import CampaignPlan
 from outreach.reports.campaign_report import campaign_report
@@ -106,30 +109,45 @@ def plan(
             show_default=False,
         ),
     ] = None,
+    step: Annotated[
+        str | None,
+        typer.Option(
+            help="Only this step (a follow-up: who it would go to now, and who it would skip).", show_default=False
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
-    """Dry run: audience, what each channel would carry, who is suppressed and why, a sample of each channel
-    and variant. Nothing is written or sent."""
+    """Dry run of every step: the audience, what each channel would carry, who is suppressed and why, a
+    sample of each channel, variant and language; for a follow-up, who it would go to now, who it would skip
+    (replied, opted out, only_if) and who it is not due for yet. Nothing is written or sent."""
     cfg = settings()
     engine = store(cfg)
     loaded = _load(engine, file, cfg)
     check_occurrence(occurrence)
+    check_step(loaded, step)
     if customer is not None:
         if recipients is not None:
             raise InputError.single("--recipients", "lists a whole audience; leave it out with --customer")
-        preview = preview_customer(engine, loaded, cfg, customer, occurrence)
+        preview = preview_one_customer(engine, loaded, cfg, customer, occurrence, step_id=step)
         if as_json:
             print_json(preview.as_dict())
         else:
             _print_preview(preview)
         return
     if recipients is None:
-        result = plan_campaign(engine, loaded, cfg, occurrence, dry_run=True)
+        result = preview_campaign(engine, loaded, cfg, occurrence, step_id=step)
     else:
         if as_json and str(recipients) == "-":
             raise InputError.single("--recipients", "- and --json would both write to standard output")
         with _recipient_file(recipients) as listing:
-            result = plan_campaign(engine, loaded, cfg, occurrence, dry_run=True, on_row=listing.add)
+
+            def skipped(step_id: str, customer_id: str, verdict: FollowupVerdict) -> None:
+                status = "skipped" if verdict.state == "skipped" else "not yet due"
+                listing.add_line(step_id, customer_id, status, verdict.reason, verdict.detail, verdict.due_at)
+
+            result = preview_campaign(
+                engine, loaded, cfg, occurrence, step_id=step, on_row=listing.add, on_skipped=skipped
+            )
     if as_json:
         print_json(result.as_dict())
     else:
@@ -313,33 +331,54 @@ def _load(engine: Engine, file: Path, cfg: Settings) -> Any:
     with engine.connect() as conn:
         catalog = attribute_catalog(conn)
     loaded = load_campaign(file, cfg, catalog or None)
-    warning = public_link_warning(loaded, cfg)
-    if warning:
-        err_console.print(f"[yellow]warning[/]: {warning}", highlight=False, soft_wrap=True)
+    for warning in (public_link_warning(loaded, cfg), quiet_hours_warning(cfg, loaded.campaign)):
+        if warning:
+            err_console.print(f"[yellow]warning[/]: {warning}", highlight=False, soft_wrap=True)
     return loaded
 
 
 def _print_plan(result: CampaignPlan, console: Console = console) -> None:
     mode = "dry run" if result.dry_run else "run"
     console.print(f"[bold]{result.campaign_id}[/] occurrence {result.occurrence} ({mode})", highlight=False)
+    if result.quiet_hours:
+        console.print(f"quiet hours: {result.quiet_hours}, in each customer's time zone", highlight=False)
     for step in result.steps:
+        followup = step.followup
         table = Table(title=f"step {step.step_id}", title_justify="left", show_header=False)
-        table.add_row("audience (segment)", str(step.audience))
+        if followup is None:
+            table.add_row("audience (segment)", str(step.audience))
+        else:
+            _followup_rows(table, followup)
         if step.already_planned:
             table.add_row("already planned for this occurrence", str(step.already_planned))
         for channel, n in sorted(step.by_channel.items()):
             table.add_row(f"to send by {channel}", str(n))
+        for channel, n in sorted(step.marketing_declined.items()):
+            table.add_row(
+                f"of which said no to marketing {channel} (consent_{channel}=no): a service message still goes; "
+                f"consent_{channel}_service=no stops it",
+                str(n),
+            )
         for reason, n in step.suppressed.most_common():
             table.add_row(f"suppressed: {reason}", str(n))
-        if step.deferred:
-            table.add_row("of which deferred (quiet hours, holidays)", str(step.deferred))
+        if step.deferred_by.get(QUIET_HOURS):
+            table.add_row("of which deferred by quiet hours", str(step.deferred_by[QUIET_HOURS]))
+        if step.deferred_by.get(HOLIDAY):
+            table.add_row("of which deferred by a holiday", str(step.deferred_by[HOLIDAY]))
         if step.sms_segments:
             table.add_row("SMS segments", str(step.sms_segments))
         print_table(table, console)
+        if followup is not None and not followup["sent_previous"]:
+            hint = f"nobody has been sent step {followup['previous_step']} for occurrence {result.occurrence} yet"
+            if followup["other_occurrences"]:
+                hint += f" (this campaign's runs: {', '.join(followup['other_occurrences'])}; --occurrence picks one)"
+            console.print(f"[dim]{hint}[/]", highlight=False)
         for sample in step.samples:
             head = f"sample to {sample['customer']} by {sample['channel']} ({sample['to']})"
             if sample.get("variant"):
                 head += f", variant {sample['variant']}"
+            if sample.get("locale"):
+                head += f", {sample['locale']}"
             if sample.get("sms_segments"):
                 head += f", {sample['sms_segments']} SMS segment(s)"
             console.print(f"[dim]{head}[/]", highlight=False)
@@ -347,6 +386,40 @@ def _print_plan(result: CampaignPlan, console: Console = console) -> None:
                 console.print(f"  Subject: {sample['subject']}", highlight=False, markup=False)
             for line in str(sample["body"]).splitlines()[:8]:
                 console.print(f"  {line}", highlight=False, markup=False)
+
+
+def _utc(iso: str | None) -> str:
+    """An ISO time as `2026-12-03 10:05 UTC`."""
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _print_followup_state(step: StepPreview) -> None:
+    """For a follow-up the customer is not due for now: why, and when."""
+    state = step.followup or {}
+    if state.get("state") == "not_yet_due":
+        console.print(f"  [yellow]not due yet[/]: due at {_utc(state['due_at'])}; then:", highlight=False)
+    elif state.get("state") == "waiting":
+        console.print(
+            f"  [yellow]not yet[/]: step {state['previous_step']} has not been sent to them; once it has, then:",
+            highlight=False,
+        )
+    if state.get("only_if_now") is False and state.get("state") != "due":
+        console.print("  [yellow]only_if is false now[/]: it would be skipped if it still is then", highlight=False)
+
+
+def _followup_rows(table: Table, followup: dict[str, Any]) -> None:
+    """Who a follow-up step was for: sent the step before, then skipped (and why), not due yet, due now."""
+    table.add_row("follow-up, as of now", f"{followup['after']} after step {followup['previous_step']}")
+    table.add_row(f"sent step {followup['previous_step']}", str(followup["sent_previous"]))
+    for reason, n in sorted(followup["skipped"].items()):
+        why = "only_if is false" if reason == "only_if" else reason.replace("_", " ")
+        table.add_row(f"skipped: {why}", str(n))
+    if followup["not_yet_due"]:
+        first = _utc(followup["next_due_at"])
+        table.add_row(f"not due yet (the first at {first})", str(followup["not_yet_due"]))
+    table.add_row("due now", str(followup["due"] + followup["already_planned"]))
 
 
 def _print_preview(preview: CustomerPreview) -> None:
@@ -358,6 +431,10 @@ def _print_preview(preview: CustomerPreview) -> None:
         )
     for step in preview.steps:
         console.print(f"[bold]step {step.step_id}[/] ({step.when})", highlight=False)
+        if step.status == "skipped":
+            console.print(f"  [yellow]would be skipped[/]: {step.detail}", highlight=False)
+            continue
+        _print_followup_state(step)
         if step.status == "already planned":
             console.print("  already planned for this occurrence (see `outreach customers show`)", highlight=False)
             continue
@@ -373,6 +450,8 @@ def _print_preview(preview: CustomerPreview) -> None:
         if step.sms_segments:
             head += f", {step.sms_segments} SMS segment(s)"
         console.print(head, highlight=False)
+        if step.note:
+            console.print(f"  [yellow]note[/]: {step.note}", highlight=False, soft_wrap=True)
         if step.subject:
             console.print(f"  Subject: {step.subject}", highlight=False, markup=False)
         for line in str(step.body).splitlines():

@@ -113,4 +113,4 @@ def existing_catalog(cfg: Settings) -> dict[str, Any] | None:
     with engine.connect() as conn:
         catalog = attribute_catalog(conn)
     engine.dispose()
-    return dict(catalog)
+    return catalog

@@ -12,7 +12,7 @@ from rich.table import Table
 from outreach.cli.common import console, err_console, print_json, print_table, reports_errors, settings, store
 from outreach.core.errors import InputError
 from outreach.customers import profiles
-from outreach.customers.importer import import_customers
+from outreach.customers.importer import import_customers, parse_column_types
 from outreach.customers.profile_upsert import ImportSummary
 from outreach.store.rows import ConsentRow, CustomerRow, TimelineEvent
 
@@ -27,6 +27,16 @@ def import_(
         bool,
         typer.Option(help="Keep phones and emails that fail validation, marked invalid (never sent to)."),
     ] = False,
+    types: Annotated[
+        str | None,
+        typer.Option(
+            "--types",
+            help="Types of new attribute columns, like nps=number,joined=date (number, boolean, date, string, "
+            "list); a CSV header may say the same as nps:number. Without one, a column is typed by its values, "
+            "and a column with none is a string until its first values type it.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The summary as one JSON document on stdout.")] = False,
 ) -> None:
     """Upsert customers by id. A file with any bad row imports nothing and names every bad row.
@@ -34,6 +44,7 @@ def import_(
     Addresses that more than one customer has (a shared mailbox, a number imported twice) are imported and
     reported: service campaigns do not send to them unless told to (see `shared_address` in campaigns)."""
     cfg = settings()
+    column_types = parse_column_types(types) if types is not None else None
     engine = store(cfg)
     with Progress(
         TextColumn("{task.description}"),
@@ -50,7 +61,10 @@ def import_(
         def advance(done: int, total: int, rows: int) -> None:
             bar.update(task, completed=done, total=total, rows=rows)
 
-        summary = import_customers(engine, file, cfg, allow_invalid_contacts=allow_invalid_contacts, progress=advance)
+        summary = import_customers(
+            engine, file, cfg, allow_invalid_contacts=allow_invalid_contacts, progress=advance,
+            column_types=column_types,
+        )  # fmt: skip
     if as_json:
         print_json(_summary_json(summary))
         return
@@ -67,7 +81,10 @@ def import_(
             highlight=False,
         )
     if summary.new_attributes:
-        listed = ", ".join(f"{k} ({v})" for k, v in sorted(summary.new_attributes.items()))
+        listed = ", ".join(
+            f"{k} ({v}, no values yet)" if k in summary.untyped_attributes else f"{k} ({v})"
+            for k, v in sorted(summary.new_attributes.items())
+        )
         console.print(f"new attributes: {listed}", highlight=False)
     for provisional, customer in summary.adopted:
         console.print(f"{provisional} (wrote to us before import) is now {customer}", highlight=False)
@@ -106,6 +123,7 @@ def _summary_json(summary: ImportSummary) -> dict[str, Any]:
         "consents_changed": summary.consents_changed,
         "consents_kept_revoked": summary.consents_kept_revoked,
         "new_attributes": summary.new_attributes,
+        "untyped_attributes": summary.untyped_attributes,
         "invalid_contacts": [str(p) for p in summary.invalid_contacts],
         "adopted": [{"provisional": p, "customer": c} for p, c in summary.adopted],
         "shared_addresses": summary.shared_counts(),

@@ -60,12 +60,16 @@ def scheduler() -> None:
     import threading
 
     from outreach.journeys.scheduler import run_scheduler
+    from outreach.planning.quiet_hours import quiet_hours_warning
     from workers.broker import running_workers
 
     cfg = settings()
     engine = store(cfg)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    warning = quiet_hours_warning(cfg)
+    if warning:
+        logging.getLogger("outreach.scheduler").warning(warning)
     try:
         # stub://: this process delivers what it plans
         with running_workers(cfg, engine) as handle:

@@ -79,6 +79,10 @@ class Settings:
     smtp_url: str | None = None
     smtp_timeout: float = 30.0
     email_from: str = "Bank <no-reply@bank.example>"
+    # The envelope sender (SMTP MAIL FROM; bounces go there), unset: the From address. `{id}` in its local part
+    # (bounces+{id}@bank.example), or a local part ending in + (bounces+@bank.example), gives every message its
+    # own address (VERP), which names the message in a bounce that quotes nothing of it.
+    email_return_path: str | None = None
 
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
@@ -168,11 +172,14 @@ class Settings:
     record_retry_seconds: float = 60.0
     spill_dir: Path = Path("spill")
 
-    # Quiet hours ("21:00-08:00", in each customer's time zone) for every campaign that sets none of its own
-    # ("" = none); a service campaign may opt out with `quiet_hours: off`. Customers without a time zone use
-    # the campaign's schedule zone, else default_timezone. Marketing also waits out the holidays listed in
-    # holidays_file for the customer's country.
-    quiet_hours: str = ""
+    # Quiet hours ("21:00-08:00": messages go 08:00-21:00 in each customer's time zone) of marketing campaigns
+    # and surveys (a campaign with a step that `expects:` an answer) that set none of their own; "" = none
+    # (commands that plan warn about it). quiet_hours_service: the same for the other service campaigns
+    # (notices, alerts), none by default; a service campaign may opt out of either with `quiet_hours: off`.
+    # Customers without a time zone use the campaign's schedule zone, else default_timezone. Marketing also
+    # waits out the holidays listed in holidays_file for the customer's country.
+    quiet_hours: str = "21:00-08:00"
+    quiet_hours_service: str = ""
     default_timezone: str = "UTC"
     holidays_file: Path = Path("config") / "holidays.yaml"
 

@@ -10,7 +10,7 @@ far. The importer writes with those guesses and checks at the end that the file 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from outreach.core.errors import Problem
@@ -71,10 +71,13 @@ class TypeGuess:
 
 class RowChecker:
     """Checks rows one at a time, remembering what the whole file needs: each attribute's type guess, the
-    problems and the contacts kept invalid. (An id given twice is found by the importer, which keeps the ids
-    in the store rather than in memory.)
+        problems and the contacts kept invalid. (An id given twice is found by the importer, which keeps the ids
+        in the store rather than in memory.)
 
-    With `types` given (every attribute's type settled), attributes are converted to them as they come."""
+        With `types` given (every attribute's type settled), attributes are converted to them as they come. Types
+    declared for the file (`declared`: `--types`; `columns`: the header's `nps:number`, filled as the file is
+    read) are used for attributes the catalog has not settled; an attribute the catalog knows only from an
+    empty column is typed like a new one."""
 
     def __init__(
         self,
@@ -84,15 +87,25 @@ class RowChecker:
         allow_invalid_contacts: bool,
         is_json: bool,
         types: dict[str, AttributeType] | None = None,
+        declared: Mapping[str, AttributeType] | None = None,
+        columns: Mapping[str, AttributeType | None] | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
         self.catalog = catalog
+        untyped: frozenset[str] = getattr(catalog, "untyped", frozenset())
+        # the types earlier imports (or survey answers) settled
+        self.settled = {k: v for k, v in catalog.items() if k not in untyped}
         self.allow_invalid_contacts = allow_invalid_contacts
         self.is_json = is_json
-        known = dict(types) if types else dict(catalog)
+        known = dict(types) if types else dict(self.settled)
         for column in settings.list_columns:
             known.setdefault(column, "list")
+        self.given = dict(declared or {})
+        self.declared = {k: v for k, v in self.given.items() if k not in self.settled}
+        for column, kind in self.declared.items():
+            known.setdefault(column, kind)
+        self.columns = columns if columns is not None else {}
         self.known: dict[str, AttributeType] = known
         # every attribute seen, in the order first seen; a guess for those of no known type
         self.guesses: dict[str, TypeGuess | None] = {}
@@ -103,8 +116,8 @@ class RowChecker:
         """Every attribute of the file and its type: the catalog's, `list` for list columns, else inferred."""
         out: dict[str, AttributeType] = {}
         for name, guess in self.guesses.items():
-            if name in self.catalog:
-                out[name] = self.catalog[name]
+            if name in self.settled:
+                out[name] = self.settled[name]
             elif name in self.settings.list_columns:
                 out[name] = "list"
             elif guess is not None:
@@ -197,12 +210,15 @@ class RowChecker:
 
     def _attribute(self, name: str, value: Any) -> tuple[Any, str | None]:
         known = self.known.get(name)
+        hint = self.columns.get(name)
+        if known is None and hint is not None and name not in self.settled:
+            known = self.known[name] = hint  # the header's `name:type`
         if known is not None:
             if name not in self.guesses:
                 self.guesses[name] = None
             if isinstance(value, str) and not self.is_json:
-                return _with_hint(text_as(value, known), known, name in self.catalog)
-            return _with_hint(convert_json(value, known), known, name in self.catalog)
+                return _with_hint(text_as(value, known), known, name in self.settled)
+            return _with_hint(convert_json(value, known), known, name in self.settled)
         guess = self.guesses.get(name)
         if guess is None:
             guess = self.guesses[name] = TypeGuess()
@@ -220,6 +236,40 @@ class RowChecker:
         elif guess.json_type != kind:
             return None, f"{value!r} is a {kind}, but earlier rows give this attribute {guess.json_type} values"
         return value, None
+
+    def declared_problems(self, option: str = "--types") -> None:
+        """Types declared for the file that contradict each other, the catalog, or the file's columns."""
+        for column, hint in self.columns.items():
+            settled = self.settled.get(column)
+            if hint is not None and settled is not None and settled != hint:
+                self.problem(1, f"column '{column}:{hint}': earlier imports made {column} a {settled} attribute")
+        for column, kind in self.given.items():
+            hint, settled = self.columns.get(column), self.settled.get(column)
+            if column not in self.columns:
+                message = f"{column}={kind}: {self.name} has no column {column}"
+            elif settled is not None and settled != kind:
+                message = f"{column}={kind}, but earlier imports made {column} a {settled} attribute"
+            elif hint is not None and hint != kind:
+                message = f"{column}={kind}, but the header says {column}:{hint}"
+            else:
+                continue
+            self.problems.append(Problem(option, None, None, message))
+
+    def empty_columns(self, types: Mapping[str, AttributeType]) -> tuple[dict[str, AttributeType], set[str]]:
+        """The attribute columns no row gave a value, as new attributes: typed as declared, else recorded as
+        untyped strings (their first values will type them). Returns (types, the untyped among them)."""
+        found: dict[str, AttributeType] = {}
+        untyped: set[str] = set()
+        for column, hint in self.columns.items():
+            if column in _NOT_ATTRIBUTES or column in types or column in self.settled:
+                continue
+            kind = self.declared.get(column) or hint
+            if kind is None and column in self.settings.list_columns:
+                kind = "list"
+            if kind is None:
+                untyped.add(column)
+            found[column] = kind or "string"
+        return found, untyped
 
 
 def settle(records: Iterable[CustomerRecord], types: dict[str, AttributeType], is_json: bool) -> None:

@@ -2,7 +2,8 @@
 
 Each row comes with its line number, as a dict of its non-empty values (CSV cells stripped). What cannot
 be read (a bad header, a row of the wrong width, a line that is not a JSON object) is added to `problems`
-and skipped, so one reading finds every problem.
+and skipped, so one reading finds every problem. Every column seen, empty or not, is noted in `columns`
+with the type a CSV header may give it (`nps:number`): a column with no value is still an attribute.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from outreach.core.errors import InputError, Problem
-from outreach.store.fields import ATTRIBUTE_NAME, CONSENT_COLUMNS, CORE_FIELDS, json_type_name
+from outreach.store.fields import (
+    ATTRIBUTE_NAME,
+    ATTRIBUTE_TYPES,
+    CONSENT_COLUMNS,
+    CORE_FIELDS,
+    AttributeType,
+    json_type_name,
+)
 
 _NAMED_COLUMNS = frozenset(CORE_FIELDS) | frozenset(CONSENT_COLUMNS)
 
@@ -43,17 +51,27 @@ class Position:
         return io.TextIOWrapper(self._raw, encoding="utf-8-sig", newline=newline)
 
 
+# column -> the type its CSV header gives it (`nps:number`), or None
+Columns = dict[str, AttributeType | None]
+
+
 def file_rows(
-    path: Path, problems: list[Problem], position: Position | None = None
+    path: Path, problems: list[Problem], position: Position | None = None, columns: Columns | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line, row) for every readable row of the file at `path`; `position` follows the reading."""
+    """(line, row) for every readable row of the file at `path`; `position` follows the reading, `columns`
+    gets every column (a CSV's header, before its first row; a JSON line's keys as they come)."""
     if not path.exists():
         raise InputError.single(str(path), "no such file")
     position = position or Position(path)
-    return _json_rows(path, problems, position) if is_json_lines(path) else _csv_rows(path, problems, position)
+    seen: Columns = {} if columns is None else columns
+    if is_json_lines(path):
+        return _json_rows(path, problems, position, seen)
+    return _csv_rows(path, problems, position, seen)
 
 
-def _csv_rows(path: Path, problems: list[Problem], position: Position) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_rows(
+    path: Path, problems: list[Problem], position: Position, columns: Columns
+) -> Iterator[tuple[int, dict[str, Any]]]:
     name = str(path)
     with position.open(path, newline="") as handle:
         reader = csv.reader(handle)
@@ -65,9 +83,10 @@ def _csv_rows(path: Path, problems: list[Problem], position: Position) -> Iterat
         except (csv.Error, UnicodeDecodeError) as exc:
             problems.append(Problem(name, 1, None, f"cannot read the header: {exc}"))
             return
-        if not _check_columns(name, header, 1, problems):
+        names, hints = _header_hints(name, header, problems)
+        if not _check_columns(name, names, 1, problems):
             return
-        names = [h.strip() for h in header]
+        columns.update(zip(names, hints, strict=True))
         width = len(header)
         line = reader.line_num + 1
         while True:
@@ -91,7 +110,9 @@ def _csv_rows(path: Path, problems: list[Problem], position: Position) -> Iterat
                 yield start, row
 
 
-def _json_rows(path: Path, problems: list[Problem], position: Position) -> Iterator[tuple[int, dict[str, Any]]]:
+def _json_rows(
+    path: Path, problems: list[Problem], position: Position, columns: Columns
+) -> Iterator[tuple[int, dict[str, Any]]]:
     name = str(path)
     with position.open(path, newline=None) as handle:
         line = 0
@@ -116,7 +137,36 @@ def _json_rows(path: Path, problems: list[Problem], position: Position) -> Itera
                 continue
             if not _check_columns(name, list(row), line, problems):
                 continue
+            for key in row:
+                columns.setdefault(key, None)
             yield line, {k: v for k, v in row.items() if v is not None and v != ""}
+
+
+def _header_hints(
+    name: str, header: list[str], problems: list[Problem]
+) -> tuple[list[str], list[AttributeType | None]]:
+    """The header's column names, and the type each one's `:type` suffix gives it (None without one, or with
+    a suffix that is a problem)."""
+    names: list[str] = []
+    hints: list[AttributeType | None] = []
+    for raw in header:
+        column, colon, hint = raw.strip().partition(":")
+        column, hint = column.strip(), hint.strip().lower()
+        names.append(column)
+        hints.append(hint if colon and hint in ATTRIBUTE_TYPES and column not in _NAMED_COLUMNS else None)
+        if not colon or hints[-1] is not None:
+            continue
+        if column in _NAMED_COLUMNS:
+            problems.append(
+                Problem(name, 1, None, f"column {raw.strip()!r}: {column} has its own type; drop ':{hint}'")
+            )
+        else:
+            problems.append(
+                Problem(
+                    name, 1, None, f"column {raw.strip()!r}: the type after ':' is one of {', '.join(ATTRIBUTE_TYPES)}"
+                )
+            )
+    return names, hints
 
 
 def _check_columns(name: str, columns: list[str], line: int, problems: list[Problem]) -> bool:

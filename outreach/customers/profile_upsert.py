@@ -37,6 +37,8 @@ class ImportSummary:
     consents_kept_revoked: int = 0
     invalid_contacts: list[Problem] = field(default_factory=list)
     new_attributes: dict[str, AttributeType] = field(default_factory=dict)
+    # The new attributes that no row gave a value and no type was declared for: strings until values type them.
+    untyped_attributes: list[str] = field(default_factory=list)
     # (provisional profile, customer) pairs: strangers who wrote to us, now known by an imported address.
     adopted: list[tuple[str, str]] = field(default_factory=list)
     # (address column, address as compared) -> the customers who have it, when more than one does

@@ -9,9 +9,9 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from outreach.store.database import utcnow
+from outreach.store.database import insert_ignoring_duplicates, utcnow
 from outreach.store.events import add_events, event_row
-from outreach.store.fields import ADDRESS_FIELDS, AttributeType, invalid_reason
+from outreach.store.fields import ADDRESS_FIELDS, AttributeCatalog, AttributeType, invalid_reason
 from outreach.store.rows import ConsentRow, CustomerRow, TimelineEvent, consent_row, customer_row, timeline_event
 from outreach.store.schema import attribute_types, consents, customers, events
 
@@ -134,8 +134,37 @@ def timeline(conn: Connection, customer_id: str, limit: int | None = None) -> li
     return [timeline_event(r) for r in conn.execute(query).mappings()]
 
 
-def attribute_catalog(conn: Connection) -> dict[str, AttributeType]:
-    return {r.name: r.type for r in conn.execute(sa.select(attribute_types))}
+def attribute_catalog(conn: Connection) -> AttributeCatalog:
+    """Every known attribute's type, and which of them no value has typed yet."""
+    rows = conn.execute(sa.select(attribute_types)).all()
+    return AttributeCatalog({r.name: r.type for r in rows}, frozenset(r.name for r in rows if r.untyped))
+
+
+def declare_attributes(
+    conn: Connection, types: Mapping[str, AttributeType], *, untyped: Iterable[str] = ()
+) -> dict[str, AttributeType]:
+    """Record the attributes' types: new ones are added, and one known only from an empty column takes the
+    type given; a settled type is kept. Those in `untyped` are recorded as still open. Returns the types
+    recorded now (the new and the newly typed)."""
+    if not types:
+        return {}
+    current = attribute_catalog(conn)
+    still_open = set(untyped)
+    recorded: dict[str, AttributeType] = {}
+    for name, kind in types.items():
+        if name in current and name not in current.untyped:
+            continue
+        is_open = name in still_open
+        if name in current:
+            if is_open:
+                continue  # known, and still without a type
+            conn.execute(attribute_types.update().where(attribute_types.c.name == name).values(type=kind, untyped=None))
+        else:
+            conn.execute(
+                insert_ignoring_duplicates(conn, attribute_types).values(name=name, type=kind, untyped=is_open or None)
+            )
+        recorded[name] = kind
+    return recorded
 
 
 def change_attributes(

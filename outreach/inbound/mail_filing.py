@@ -1,12 +1,16 @@
 """Filing what comes back to the bank's mailbox: bounces onto the ledger and the profile, replies onto the
 timeline.
 
-A bounce (RFC 3464 DSN) is matched to its ledger row through the original Message-ID, which names the row
-(`<outreach.ID.HASH@domain>`). A permanent failure (5.x.x) fails the row and marks the address invalid; a
-temporary one (4.x.x) is a soft bounce, and `soft_bounce_limit` of them to one address mark it invalid too.
-Each (row, report) pair is kept once, so a report read twice counts once. A reply whose In-Reply-To or
-References names one of our messages becomes a reply (or a survey answer) on the customer's timeline.
-Each message is filed in its own transaction and moved aside only after it committed.
+A bounce (RFC 3464 DSN) is matched to its ledger row through the address it was sent to, when
+`email_return_path` gives every message its own (VERP: `bounces+ID.HASH@domain`), else through the original
+Message-ID it quotes, which names the row (`<outreach.ID.HASH@domain>`). The report's `Action` is read as
+RFC 3464 means it: only `failed` is a bounce. A failure with a permanent status (5.x.x) fails the row and
+marks the address invalid; one the MTA gave up on after temporary errors (4.x.x) fails the row as a soft
+bounce, and `soft_bounce_limit` of them to one address mark it invalid too. `delayed` (the MTA is still
+trying) is noted on the timeline and never counts toward a bounce; `relayed` and `expanded` are noted too,
+for information. Each (row, report) pair is kept once, so a report read twice counts once. A reply whose
+In-Reply-To or References names one of our messages becomes a reply (or a survey answer) on the customer's
+timeline. Each message is filed in its own transaction and moved aside only after it committed.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from outreach.channels.email_message import delivery_id_from_message_id
+from outreach.channels.email_message import ReturnPath, delivery_id_from_message_id, message_digest
 from outreach.core.settings import Settings
 from outreach.customers.profiles import mark_address_invalid
 from outreach.inbound.mail_parsing import Dsn, DsnRecipient, Other, Reply, classify
@@ -34,12 +38,16 @@ from outreach.store.schema import bounces, deliveries
 log = logging.getLogger(__name__)
 
 # What each filed message counted as, for the command's summary.
-OUTCOMES = ("hard_bounce", "soft_bounce", "reply", "duplicate", "unmatched", "skipped", "failed")
+OUTCOMES = (
+    "hard_bounce", "soft_bounce", "delayed", "informational", "reply", "duplicate", "unmatched", "skipped", "failed"
+)  # fmt: skip
 
 
 def file_mailbox(engine: Engine, location: str, settings: Settings, env: Mapping[str, str]) -> Counter[str]:
     """File every unprocessed message of a Maildir or IMAP mailbox; returns counts by outcome."""
     counts: Counter[str] = Counter()
+    if settings.email_return_path:
+        ReturnPath(settings.email_return_path)  # a bad setting is refused before any message is read
     with open_mailbox(location, env) as source:
         for mail in source.messages():
             try:
@@ -78,20 +86,43 @@ def _our_rows(conn: Connection, message_ids: tuple[str, ...]) -> list[dict[str, 
     return [found[i] for i in dict.fromkeys(ids) if i in found]
 
 
+def _returned_to(conn: Connection, dsn: Dsn, settings: Settings) -> list[dict[str, Any]]:
+    """The email ledger row whose own return path (VERP: `bounces+4711.3f9a2c01de@...`) the report was sent
+    to, if its check matches the row; the address names the message even when the report quotes nothing."""
+    if not settings.email_return_path:
+        return []
+    path = ReturnPath(settings.email_return_path)
+    for address in dsn.addressed_to:
+        named = path.delivery_of(address)
+        if named is None:
+            continue
+        row = (
+            conn.execute(sa.select(deliveries).where(deliveries.c.id == named[0], deliveries.c.channel == "email"))
+            .mappings()
+            .first()
+        )
+        if row is not None and message_digest(row["idempotency_key"]) == named[1]:
+            return [dict(row)]
+    return []
+
+
 def _file_dsn(conn: Connection, dsn: Dsn, settings: Settings) -> str:
-    rows = _our_rows(conn, dsn.original_message_ids)
+    rows = _returned_to(conn, dsn, settings) or _our_rows(conn, dsn.original_message_ids)
     if not rows:
         return "unmatched"
     row = rows[0]
     address = (row["address"] or "").lower()
-    recipients = [r for r in dsn.recipients if r.kind is not None]
+    reported = [r for r in dsn.recipients if r.kind is not None or r.notice is not None]
     # The recipient block for our address; a report about a single recipient is about ours.
-    mine = [r for r in recipients if address in (r.final_recipient, (r.original_recipient or "").lower())]
-    if not mine and len(recipients) == 1:
-        mine = recipients
+    mine = [r for r in reported if address in (r.final_recipient, (r.original_recipient or "").lower())]
+    if not mine and len(reported) == 1:
+        mine = reported
     if not mine:
-        return "skipped"  # a report that says the message was delivered or relayed
-    recipient = next((r for r in mine if r.kind == "hard"), mine[0])
+        return "skipped"  # a report that says the message was delivered
+    failures = [r for r in mine if r.kind is not None]
+    recipient = next((r for r in failures if r.kind == "hard"), failures[0] if failures else mine[0])
+    kind = recipient.kind or recipient.notice
+    assert kind is not None
     now = utcnow()
     inserted = insert_returning(
         conn,
@@ -102,7 +133,7 @@ def _file_dsn(conn: Connection, dsn: Dsn, settings: Settings) -> str:
                 "report_id": dsn.message_id[:320],
                 "customer_id": row["customer_id"],
                 "address": address,
-                "kind": recipient.kind,
+                "kind": kind,
                 "status": recipient.status[:16],
                 "diagnostic": recipient.diagnostic,
                 "at": now,
@@ -112,8 +143,12 @@ def _file_dsn(conn: Connection, dsn: Dsn, settings: Settings) -> str:
     )
     if not inserted:
         return "duplicate"
-    # A hard bounce fails the row, with the bounce as the move's event; any other bounce is only noted.
-    if recipient.kind != "hard" or not _fail(conn, row, recipient, now):
+    if recipient.kind is None:
+        # Not a failure: the row stays as it is, the customer's timeline says what the MTA reported.
+        _note_bounce(conn, row, recipient, now, f"delivery.{recipient.notice}")
+        return "delayed" if recipient.notice == "delayed" else "informational"
+    # A bounce fails the row, with the bounce as the move's event; a row already settled only gets the event.
+    if not _fail(conn, row, recipient, now):
         _note_bounce(conn, row, recipient, now)
     if recipient.kind == "hard":
         mark_address_invalid(conn, row, f"hard bounce {recipient.status}", now)
@@ -129,20 +164,24 @@ def _file_dsn(conn: Connection, dsn: Dsn, settings: Settings) -> str:
 
 
 def _bounce_data(row: Mapping[str, Any], recipient: DsnRecipient) -> dict[str, Any]:
-    data = {"kind": recipient.kind, "status": recipient.status, "address": row["address"]}
+    data = {"kind": recipient.kind or recipient.notice, "status": recipient.status, "address": row["address"]}
     if recipient.diagnostic:
         data["diagnostic"] = recipient.diagnostic
+    if recipient.will_retry_until:
+        data["will_retry_until"] = recipient.will_retry_until
     return data
 
 
-def _note_bounce(conn: Connection, row: dict[str, Any], recipient: DsnRecipient, now: datetime) -> None:
+def _note_bounce(
+    conn: Connection, row: dict[str, Any], recipient: DsnRecipient, now: datetime, kind: str = "delivery.bounced"
+) -> None:
     data = _bounce_data(row, recipient)
     add_events(
         conn,
         [
             event_row(
                 row["customer_id"],
-                "delivery.bounced",
+                kind,
                 data,
                 at=now,
                 delivery_id=row["id"],

@@ -23,6 +23,7 @@ _HEADER_TYPES = {"text/rfc822-headers", "message/rfc822-headers", "message/globa
 _ID = re.compile(r"<([^<>]*)>")
 _ANGLE_ADDRESS = re.compile(r"<\s*([^<>\s@]+@[^<>\s@]+?)\s*>")
 _BARE_ADDRESS = re.compile(r"([^<>\s@\"'(),;:]+@[^<>\s@\"'(),;:]+)")
+_ADDRESSES = re.compile(r"[^<>\s@\"'(),;:]+@[^<>\s@\"'(),;:]+")
 _8BIT = re.compile("[\udc80-\udcff]")
 _STATUS = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
@@ -42,33 +43,55 @@ _HTML_TAG = re.compile(r"<[^>]*>")
 _CHARSETS = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030", "euc-cn": "gb18030"}
 
 
+Notice = Literal["delayed", "relayed", "expanded"]
+
+
 @dataclass(frozen=True)
 class DsnRecipient:
-    """One per-recipient block of a DSN: whom the message was for and what became of it."""
+    """One per-recipient block of a DSN: whom the message was for and what became of it.
+
+    As RFC 3464 (2.3.3) reads the `Action`: only `failed` says the message could not be delivered; `delayed`
+    says the MTA is still trying (not a failure), `relayed` and `expanded` that it handed the message on to
+    where no report will come from, `delivered` that it arrived."""
 
     final_recipient: str
     original_recipient: str | None
     action: str
     status: str
     diagnostic: str | None
+    will_retry_until: str | None = None
 
     @property
     def kind(self) -> Literal["hard", "soft"] | None:
-        """`hard`: permanent failure (stop emailing the address); `soft`: transient; None: it was delivered."""
-        if self.action in {"delivered", "relayed", "expanded"}:
-            return None
-        if self.action == "delayed" or self.status.startswith("4"):
-            return "soft"
-        return "hard" if self.action == "failed" or self.status.startswith("5") else None
+        """A bounce: `hard` when the message failed for good (5.x.x: stop emailing the address), `soft` when
+        the MTA gave up after temporary errors (4.x.x); None when the report is no failure."""
+        if self.action == "failed":
+            return "soft" if self.status.startswith("4") else "hard"
+        if not self.action and self.status.startswith("5"):  # no Action at all: a permanent status still fails
+            return "hard"
+        return None
+
+    @property
+    def notice(self) -> Notice | None:
+        """What a report that is no failure tells: `delayed` (still trying), `relayed` or `expanded`."""
+        if self.action == "delayed":
+            return "delayed"
+        if self.action == "relayed":
+            return "relayed"
+        if self.action == "expanded":
+            return "expanded"
+        return None
 
 
 @dataclass(frozen=True)
 class Dsn:
-    """A delivery status notification (bounce) about one or more of our messages."""
+    """A delivery status notification (bounce) about one or more of our messages; `addressed_to` are the
+    addresses it was sent to (the original's envelope sender: a VERP return path names the message)."""
 
     message_id: str
     original_message_ids: tuple[str, ...]
     recipients: tuple[DsnRecipient, ...]
+    addressed_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -140,7 +163,12 @@ def _dsn(msg: Message, parts: list[Message], own_id: str) -> Dsn:
     if not ids:
         ids = message_ids(_raw(msg, "In-Reply-To")) + message_ids(_raw(msg, "References"))[::-1]
     recipients = (_recipient(fields) for fields in blocks)
-    return Dsn(own_id, tuple(_unique(ids)), tuple(r for r in recipients if r is not None))
+    # Where the report was delivered: the mailbox's own headers, the To the MTA wrote, Postfix's note of the
+    # original's sender.
+    headers = " ".join(_raw(msg, name) for name in ("Delivered-To", "X-Original-To", "To"))
+    senders = " ".join(fields.get("x-postfix-sender", "") for fields in blocks)
+    addressed = [a.lower() for a in _ADDRESSES.findall(f"{headers} {senders.replace(';', ' ')}")]
+    return Dsn(own_id, tuple(_unique(ids)), tuple(r for r in recipients if r is not None), tuple(_unique(addressed)))
 
 
 def _subparts(part: Message) -> list[Message]:
@@ -186,7 +214,12 @@ def _recipient(fields: dict[str, str]) -> DsnRecipient | None:
             diagnostic = text.strip() or None
     status = _STATUS.search(fields.get("status", "")) or _STATUS.search(diagnostic or "")
     return DsnRecipient(
-        final, original or None, action, status.group(0) if status else fields.get("status", ""), diagnostic
+        final,
+        original or None,
+        action,
+        status.group(0) if status else fields.get("status", ""),
+        diagnostic,
+        fields.get("will-retry-until") or None,
     )
 
 

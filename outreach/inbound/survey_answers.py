@@ -18,12 +18,12 @@ from sqlalchemy.engine import Connection
 from outreach.campaigns.model import SURVEY_SCALES
 from outreach.core.durations import parse_duration
 from outreach.core.settings import Settings
-from outreach.customers.profiles import change_attributes
+from outreach.customers.profiles import change_attributes, declare_attributes
 from outreach.inbound.keywords import parse_choice, parse_score
-from outreach.store.database import insert_ignoring_duplicates
 from outreach.store.events import add_events, event_row
+from outreach.store.fields import AttributeType
 from outreach.store.ledger import Status
-from outreach.store.schema import attribute_types, deliveries
+from outreach.store.schema import deliveries
 
 ANSWERED_STATES = (Status.SENT, Status.DELIVERED)
 
@@ -75,8 +75,8 @@ def record_answer(
     """Store the answer on the profile attribute, mark the question replied, and add the timeline event."""
     attribute = question.attribute
     change_attributes(conn, customer_id, lambda attributes: {**attributes, attribute: answer}, now)
-    kind = "number" if isinstance(answer, int) else "string"
-    conn.execute(insert_ignoring_duplicates(conn, attribute_types).values(name=attribute, type=kind))
+    kind: AttributeType = "number" if isinstance(answer, int) else "string"
+    declare_attributes(conn, {attribute: kind})
     mark_replied(conn, question.delivery_id, now)
     survey = question.expects.get("survey") or "keywords"
     add_events(

@@ -31,13 +31,13 @@ from outreach.campaigns.model import Step
 from outreach.core.errors import InputError
 from outreach.core.settings import Settings
 from outreach.customers.conversations import add_tag, note_reply
-from outreach.customers.profiles import change_attributes, with_list_values
+from outreach.customers.profiles import change_attributes, declare_attributes, with_list_values
 from outreach.customers.provisional import TAGS
 from outreach.delivery.campaign_control import inactive_campaigns
 from outreach.inbound.responses import ReadAs
 from outreach.planning.planner import plan_campaign
 from outreach.planning.queueing import Transport
-from outreach.store.database import insert_ignoring_duplicates, utcnow
+from outreach.store.database import utcnow
 from outreach.store.events import add_events, event_row
 from outreach.store.schema import attribute_types, customers, inbound_messages
 
@@ -193,7 +193,7 @@ def _tag(
 ) -> None:
     """Add `tag` to the customer's `tags` list attribute (declared a list, so segments can ask
     `'complaint' in tags`) and to the conversation."""
-    conn.execute(insert_ignoring_duplicates(conn, attribute_types).values(name=TAGS, type="list"))
+    declare_attributes(conn, {TAGS: "list"})
     declared = conn.execute(sa.select(attribute_types.c.type).where(attribute_types.c.name == TAGS)).scalar()
     if conversation_id is not None:
         add_tag(conn, conversation_id, tag, now)

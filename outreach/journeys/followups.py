@@ -8,7 +8,9 @@ audience of a due step is one SQL condition: nothing about a customer is decided
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -17,9 +19,8 @@ from outreach.campaigns.loading import LoadedCampaign
 from outreach.campaigns.model import Step
 from outreach.core.errors import InputError
 from outreach.core.settings import Settings
-from outreach.customers.profiles import attribute_catalog
 from outreach.inbound.triggers import REPLY, reply_channel
-from outreach.planning.planner import campaign_segment, plan_campaign
+from outreach.planning.planner import campaign_catalog, campaign_segment, plan_campaign
 from outreach.planning.queueing import Transport
 from outreach.planning.steps import CampaignPlan
 from outreach.segments.syntax import SegmentError
@@ -79,43 +80,66 @@ def plan_due_followups(
     today: date | None = None,
 ) -> list[CampaignPlan]:
     """Plan every follow-up step of the campaign that has come due, for each of its recent occurrences."""
-    steps = loaded.campaign.steps
-    followups = [i for i, step in enumerate(steps) if i > 0 and step.delay is not None]
+    followups = followup_indexes(loaded)
     if not followups:
         return []
     occurrences = _recent_occurrences(engine, loaded, now)
     with engine.connect() as conn:
-        catalog = attribute_catalog(conn)
+        catalog = campaign_catalog(conn, loaded)
     plans = []
     for occurrence in occurrences:
         for index in followups:
-            step = steps[index]
-            if step.channel == REPLY:  # a trigger campaign's follow-up answers on the channel the customer used
-                channel = reply_channel(engine, occurrence)
-                if channel is None:
-                    continue
-                step = step.model_copy(update={"channel": channel})
-            only_if = _only_if(engine, loaded, settings, step, catalog, today or now.date())
-
-            def audience(
-                _: Step,
-                __: sa.ColumnElement[bool],
-                index: int = index,
-                occurrence: str = occurrence,
-                only_if: sa.ColumnElement[bool] | None = only_if,
-            ) -> sa.ColumnElement[bool]:
-                return followup_audience(loaded, index, occurrence, now, only_if)
-
-            plans.append(
-                plan_campaign(
-                    engine, loaded, settings, occurrence, dry_run=False, transport=transport, steps=[step],
-                    audience=audience, today=today,
-                )
+            plan = plan_followup(
+                engine, loaded, settings, occurrence, index, now, dry_run=False, transport=transport, today=today,
+                catalog=catalog,
             )  # fmt: skip
+            if plan is not None:
+                plans.append(plan)
     return plans
 
 
-def _only_if(
+def followup_indexes(loaded: LoadedCampaign) -> list[int]:
+    """The positions of the steps that follow an earlier one after a delay (`after:`)."""
+    return [i for i, step in enumerate(loaded.campaign.steps) if i > 0 and step.delay is not None]
+
+
+def plan_followup(
+    engine: Engine,
+    loaded: LoadedCampaign,
+    settings: Settings,
+    occurrence: str,
+    index: int,
+    now: datetime,
+    *,
+    dry_run: bool,
+    transport: Transport | None = None,
+    today: date | None = None,
+    catalog: dict[str, AttributeType] | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> CampaignPlan | None:
+    """Plan step `index` of `occurrence` for the customers due for it at `now`: what the scheduler does, and
+    (`dry_run`) what `campaigns plan` shows of it. None for a reply step when the customer wrote on no channel."""
+    step = loaded.campaign.steps[index]
+    if step.channel == REPLY:  # a trigger campaign's follow-up answers on the channel the customer used
+        channel = reply_channel(engine, occurrence)
+        if channel is None:
+            return None
+        step = step.model_copy(update={"channel": channel})
+    if catalog is None:
+        with engine.connect() as conn:
+            catalog = campaign_catalog(conn, loaded)
+    only_if = only_if_condition(engine, loaded, settings, step, catalog, today or now.date())
+
+    def audience(_: Step, __: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+        return followup_audience(loaded, index, occurrence, now, only_if)
+
+    return plan_campaign(
+        engine, loaded, settings, occurrence, dry_run=dry_run, transport=transport, steps=[step], audience=audience,
+        today=today, on_row=on_row,
+    )  # fmt: skip
+
+
+def only_if_condition(
     engine: Engine,
     loaded: LoadedCampaign,
     settings: Settings,
@@ -123,6 +147,7 @@ def _only_if(
     catalog: dict[str, AttributeType],
     today: date,
 ) -> sa.ColumnElement[bool] | None:
+    """A step's `only_if` as SQL (None without one); a condition that does not compile is refused."""
     if step.only_if is None:
         return None
     try:

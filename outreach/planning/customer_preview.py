@@ -3,12 +3,16 @@ channel they would get and why, or why they would get nothing, and the message r
 
 It is the planner's own dry run narrowed to one customer, so it says exactly what a run would do now:
 consent, addresses, reply windows, shared addresses, frequency caps and quiet hours all apply. A follow-up
-is shown as it would be if it were due now (its condition is described, not evaluated).
+step is judged against the customer's history by the caller (`journeys.previews`, with the scheduler's own
+conditions: `FollowupVerdict`): skipped ("replied at ..."), due, not due yet, or waiting for the step
+before; unless skipped, its message is shown as it would go.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,9 +22,28 @@ from outreach.campaigns.loading import LoadedCampaign
 from outreach.campaigns.model import Step
 from outreach.core.errors import InputError
 from outreach.core.settings import Settings
+from outreach.customers.profiles import consent_status
 from outreach.customers.provisional import is_provisional
 from outreach.planning.planner import plan_campaign
 from outreach.store.schema import customers
+
+
+@dataclass(frozen=True)
+class FollowupVerdict:
+    """What a follow-up step would do for one customer now, judged from their history."""
+
+    # due | skipped | not_yet_due | waiting (the step before has not been sent to them) | already_planned
+    state: str
+    reason: str | None = None  # skipped: the `unless` condition that holds (replied, ...), or only_if
+    detail: str | None = None  # "replied at 2026-11-30 10:05 UTC"
+    due_at: datetime | None = None  # not_yet_due: when `after` has passed
+    previous_step: str | None = None
+    only_if_now: bool | None = None  # the step's only_if, evaluated on the profile as it is now
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["due_at"] = self.due_at.isoformat(timespec="minutes") if self.due_at else None
+        return out
 
 
 @dataclass
@@ -37,6 +60,10 @@ class StepPreview:
     body: str | None = None
     deferred_until: str | None = None
     sms_segments: int | None = None
+    # What a user may not expect, such as a service message to someone who said no to marketing.
+    note: str | None = None
+    # A follow-up step: its verdict for this customer (FollowupVerdict.as_dict()); None for a first step.
+    followup: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -69,9 +96,28 @@ def describe_when(step: Step) -> str:
     return text
 
 
+def marketing_declined_note(engine: Engine, customer_id: str, channel: str) -> str | None:
+    """Why a service message still goes to a customer who said no to marketing on its channel, if they did."""
+    with engine.connect() as conn:
+        status = consent_status(conn, customer_id, channel, "marketing")
+    if status != "revoked":
+        return None
+    return (
+        f"{customer_id} said no to marketing {channel} (consent_{channel}=no), which does not stop a service "
+        f"message; consent_{channel}_service=no would"
+    )
+
+
 def preview_customer(
-    engine: Engine, loaded: LoadedCampaign, settings: Settings, customer_id: str, occurrence: str
+    engine: Engine,
+    loaded: LoadedCampaign,
+    settings: Settings,
+    customer_id: str,
+    occurrence: str,
+    followups: Mapping[str, FollowupVerdict] | None = None,
+    step_id: str | None = None,
 ) -> CustomerPreview:
+    """Every step (or only `step_id`) for one customer; `followups` judges the follow-up steps (by step id)."""
     with engine.connect() as conn:
         found = conn.execute(sa.select(customers.c.id, is_provisional()).where(customers.c.id == customer_id)).first()
     if found is None:
@@ -103,9 +149,16 @@ def preview_customer(
         )
     preview = CustomerPreview(loaded.id, customer_id, in_segment)
     for step, planned in zip(loaded.campaign.steps, plan.steps, strict=True):
+        if step_id is not None and step.id != step_id:
+            continue
         shown = StepPreview(step.id, describe_when(step))
+        verdict = (followups or {}).get(step.id)
+        if verdict is not None:
+            shown.followup = verdict.as_dict()
         row = rows.get(step.id)
-        if row is None:
+        if verdict is not None and verdict.state == "skipped":
+            shown.status, shown.reason, shown.detail = "skipped", verdict.reason, verdict.detail
+        elif row is None:
             shown.status = "already planned" if planned.already_planned else None
         else:
             shown.channel = row["channel"]
@@ -115,5 +168,7 @@ def preview_customer(
             shown.sms_segments = row["sms_segments"]
             if row["not_before"] is not None:
                 shown.deferred_until = row["not_before"].isoformat(timespec="minutes")
+            if shown.status == "queued" and loaded.campaign.purpose == "service":
+                shown.note = marketing_declined_note(engine, customer_id, shown.channel)
         preview.steps.append(shown)
     return preview

@@ -17,11 +17,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from outreach.campaigns.declared_attributes import declared_attributes, untyped_names, with_declared
 from outreach.campaigns.loading import LoadedCampaign
 from outreach.campaigns.model import Step
 from outreach.core.errors import InputError
 from outreach.core.settings import Settings
-from outreach.customers.profiles import attribute_catalog
+from outreach.customers.profiles import attribute_catalog, declare_attributes
 from outreach.customers.provisional import is_provisional
 from outreach.customers.unsubscribe import signing_key
 from outreach.planning.caps import Cap, campaign_cap
@@ -34,7 +35,7 @@ from outreach.segments.compiler import compile_segment
 from outreach.segments.syntax import SegmentError
 from outreach.store.database import insert_ignoring_duplicates, utcnow
 from outreach.store.fields import AttributeType
-from outreach.store.schema import attribute_types, campaign_runs, campaigns, customers
+from outreach.store.schema import campaign_runs, campaigns, customers
 
 OCCURRENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._+\-]{0,63}$")
 DEFAULT_OCCURRENCE = "manual"
@@ -85,7 +86,7 @@ def plan_campaign(
         check_runnable(loaded)
     today = today or utcnow().date()
     with engine.connect() as conn:
-        catalog = attribute_catalog(conn)
+        catalog = campaign_catalog(conn, loaded)
     try:
         segment = campaign_segment(engine, loaded, settings, campaign.segment or "True", catalog, today)
     except SegmentError as exc:
@@ -100,6 +101,7 @@ def plan_campaign(
         settings,
     )
     hours = sending_hours(campaign, settings)
+    plan.quiet_hours = hours.describe()
     if not dry_run:
         _start_run(engine, loaded, occurrence, cap, scheduled_for)
         _declare_answer_attributes(engine, steps if steps is not None else loaded.first_steps())
@@ -117,6 +119,13 @@ def plan_campaign(
     if not dry_run:
         _finish_run(engine, campaign.id, occurrence)
     return plan
+
+
+def campaign_catalog(conn: Connection, loaded: LoadedCampaign) -> dict[str, AttributeType]:
+    """The attribute types the campaign's segments compile against: the store's, and the attributes its own
+    survey steps declare (known before anyone has answered)."""
+    catalog = attribute_catalog(conn)
+    return with_declared(catalog, loaded.campaign.steps, untyped_names(catalog))
 
 
 def campaign_segment(
@@ -168,12 +177,10 @@ def record_campaign(conn: Connection, loaded: LoadedCampaign, cap: Cap | None) -
 
 def _declare_answer_attributes(engine: Engine, steps: Sequence[Step]) -> None:
     """Make the attributes that survey answers will fill known to segments (`nps_score <= 6`) from now on."""
-    declared = [
-        {"name": s.expects.attribute_name, "type": s.expects.attribute_type} for s in steps if s.expects is not None
-    ]
+    declared = declared_attributes(steps)
     if declared:
         with engine.begin() as conn:
-            conn.execute(insert_ignoring_duplicates(conn, attribute_types), declared)
+            declare_attributes(conn, declared)
 
 
 def _finish_run(engine: Engine, campaign_id: str, occurrence: str) -> None:

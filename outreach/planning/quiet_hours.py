@@ -1,9 +1,11 @@
 """Quiet hours and holidays: when a message may not go out, and the first moment after that when it may.
 
 Quiet hours are wall-clock times in the customer's own time zone (the campaign's for customers without one);
-a window may cross midnight (21:00-08:00). Marketing is also held on the holidays of the customer's country
-(`config/holidays.yaml`). A message planned inside either is deferred to the first allowed moment — never
-dropped: its ledger row gets `not_before`, and a worker will not claim it earlier.
+a window may cross midnight (21:00-08:00). A campaign's own `quiet_hours` win; otherwise marketing and surveys
+keep the `quiet_hours` setting (21:00-08:00 unless configured) and the other service campaigns
+`quiet_hours_service` (none unless configured). Marketing is also held on the holidays of the customer's
+country (`config/holidays.yaml`). A message planned inside either is deferred to the first allowed moment —
+never dropped: its ledger row gets `not_before`, and a worker will not claim it earlier.
 """
 
 from __future__ import annotations
@@ -43,13 +45,34 @@ class QuietWindow:
         return moment >= self.start or moment < self.end
 
 
+# What held a message back: the quiet window, or a holiday of the customer's country.
+QUIET_HOURS, HOLIDAY = "quiet_hours", "holiday"
+
+
 @dataclass(frozen=True)
 class SendingHours:
-    """The rules one step's messages follow: a quiet window, and the holidays of each country."""
+    """The rules one step's messages follow: a quiet window, and the holidays of each country. `set_by` says
+    where the window came from (for `plan` and `run` to say)."""
 
     window: QuietWindow | None
     default_zone: ZoneInfo
     holidays: Mapping[str, frozenset[date]] = field(default_factory=dict)
+    set_by: str = ""
+
+    def describe(self) -> str:
+        """`21:00-08:00 (the quiet_hours setting)`, or `none (...)`."""
+        shown = f"{self.window.start:%H:%M}-{self.window.end:%H:%M}" if self.window else "none"
+        return f"{shown} ({self.set_by})" if self.set_by else shown
+
+    def hold(self, at: datetime, zone: str | None, country: str | None) -> tuple[datetime, str] | None:
+        """None when a message may go at `at`; else the first allowed moment after it and what holds it now
+        (QUIET_HOURS or HOLIDAY)."""
+        until = self.not_before(at, zone, country)
+        if until is None:
+            return None
+        local = at.astimezone(zone_or_none(zone) or self.default_zone)
+        on_holiday = local.date() in self.holidays.get((country or "").upper(), frozenset())
+        return until, HOLIDAY if on_holiday else QUIET_HOURS
 
     def not_before(self, at: datetime, zone: str | None, country: str | None) -> datetime | None:
         """None when a message may go at `at`; else the first allowed moment after it (aware, UTC)."""
@@ -128,20 +151,59 @@ def _iso_date(value: object) -> date | None:
 
 def sending_hours(campaign: Campaign, settings: Settings) -> SendingHours:
     """The quiet window and holidays a campaign's messages keep: the campaign's own quiet hours, else the
-    configured default; holidays for marketing only."""
+    setting for its kind (`quiet_hours` for marketing and surveys, `quiet_hours_service` for the rest);
+    holidays for marketing only."""
     window = None
     if campaign.quiet_hours == "off":
-        window = None
+        set_by = "the campaign says quiet_hours: off"
     elif campaign.quiet_hours is not None:
         window = QuietWindow.parse(campaign.quiet_hours.start, campaign.quiet_hours.end)
-    elif settings.quiet_hours:
-        start, _, end = settings.quiet_hours.partition("-")
-        window = QuietWindow.parse(start.strip(), end.strip())
+        set_by = "the campaign's quiet_hours"
+    else:
+        name = setting_for(campaign)
+        window = configured_window(settings, name)
+        set_by = f"the {name} setting" + ("" if window else ' is ""')
     zone = zone_or_none(campaign.schedule.timezone if campaign.schedule else None) or zone_or_none(
         settings.default_timezone
     )
     holidays = load_holidays(settings.holidays_file) if campaign.purpose == "marketing" else {}
-    return SendingHours(window, zone or ZoneInfo("UTC"), holidays)
+    return SendingHours(window, zone or ZoneInfo("UTC"), holidays, set_by)
+
+
+def setting_for(campaign: Campaign) -> str:
+    """The setting whose quiet hours a campaign without its own keeps."""
+    return "quiet_hours" if campaign.purpose == "marketing" or campaign.is_survey else "quiet_hours_service"
+
+
+_WINDOW = re.compile(r"^\s*([01][0-9]|2[0-3]):([0-5][0-9])\s*-\s*([01][0-9]|2[0-3]):([0-5][0-9])\s*$")
+
+
+def configured_window(settings: Settings, name: str) -> QuietWindow | None:
+    """The window a quiet-hours setting gives ("21:00-08:00"), None for ""; anything else is refused."""
+    text = str(getattr(settings, name))
+    if not text.strip():
+        return None
+    match = _WINDOW.match(text)
+    if match is None:
+        raise InputError.single(
+            name, f'{text!r}: write the quiet window as HH:MM-HH:MM, like 21:00-08:00 (or "" for none)'
+        )
+    start_h, start_m, end_h, end_m = match.groups()
+    return QuietWindow(time(int(start_h), int(start_m)), time(int(end_h), int(end_m)))
+
+
+def quiet_hours_warning(settings: Settings, campaign: Campaign | None = None) -> str | None:
+    """What to say when marketing and surveys keep no quiet hours (the setting is ""): about `campaign` if
+    given and it would keep the setting, else in general."""
+    if settings.quiet_hours.strip():
+        return None
+    if campaign is not None and (campaign.quiet_hours is not None or setting_for(campaign) != "quiet_hours"):
+        return None
+    who = f"campaign {campaign.id}'s messages go" if campaign is not None else "marketing and survey messages go"
+    return (
+        f'quiet_hours is "" (off): {who} at any hour of the customer\'s day, night included; '
+        'set quiet_hours = "21:00-08:00" (the default) to keep them to 08:00-21:00 in each customer\'s time zone'
+    )
 
 
 _DATE_ITEM = re.compile(r"^(\s*-\s*)(\d{4}-\d{1,2}-\d{1,2})\b")

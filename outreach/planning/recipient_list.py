@@ -1,11 +1,13 @@
 """The dry run's recipient list (`outreach campaigns plan FILE --recipients FILE`): one line per customer and
 step, written while the plan is made (never the whole audience in memory), as CSV (cells made safe for a
-spreadsheet) or, for a name ending in .jsonl, JSON lines."""
+spreadsheet) or, for a name ending in .jsonl, JSON lines. A follow-up step also lists those it would skip
+(`skipped`, with why) and those not due yet (`not yet due`, with when)."""
 
 from __future__ import annotations
 
 import csv
 import json
+from datetime import datetime
 from typing import Any, TextIO
 
 from outreach.core.csv_cells import spreadsheet_safe
@@ -36,6 +38,25 @@ class RecipientList:
             "variant": row["variant"],
             "not_before": not_before,
         }
+        self._write(line)
+
+    def add_line(
+        self,
+        step: str,
+        customer: str,
+        status: str,
+        reason: str | None = None,
+        detail: str | None = None,
+        not_before: datetime | None = None,
+    ) -> None:
+        """Write a line about a customer no ledger row would be planned for (a follow-up skips them, or is not
+        due for them yet)."""
+        line = dict.fromkeys(FIELDS)
+        line.update(step=step, customer=customer, status=status, reason=reason, detail=detail)
+        line["not_before"] = not_before.isoformat(timespec="seconds") if not_before else None
+        self._write(line)
+
+    def _write(self, line: dict[str, Any]) -> None:
         if self._csv is None:
             self.out.write(json.dumps(line, ensure_ascii=False) + "\n")
         else:

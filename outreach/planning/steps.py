@@ -5,9 +5,10 @@ inserted in one transaction (`ON CONFLICT DO NOTHING` on the idempotency key; `C
 their ids go to the broker. `planner` runs it for every step that goes now.
 
 A dry run renders every message (its report is exact: missing data, render errors, SMS segments, samples). A
-real run renders only its samples: each row points at the step's planned content and the worker renders it
-when it sends it (see `planned_content`); a customer whose message cannot be rendered is suppressed then,
-with the same reason a dry run gives.
+real run renders only its samples, and its SMS to count their segments (so `run` gives the figure `plan` and
+the export give). Each row points at the step's planned content and the worker renders it when it sends it
+(see `planned_content`); a customer whose message cannot be rendered is suppressed then, with the same
+reason a dry run gives.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ CHUNK_UNRENDERED = 5000
 WRITERS = 2
 # What deciding a customer's channel reads of their profile; rendering reads the whole profile.
 DECIDING_COLUMNS = ("id", "country", "locale", "timezone", *(c for pair in ADDRESS_FIELDS.values() for c in pair))
-# At least this many samples, and the first message of every channel and variant planned.
+# At least this many samples, and the first message of every channel, variant and language planned.
 SAMPLES = 3
 MAX_SAMPLES = 12
 
@@ -65,9 +66,16 @@ class StepPlan:
     by_channel: Counter[str] = field(default_factory=Counter)
     suppressed: Counter[str] = field(default_factory=Counter)
     sms_segments: int = 0
-    # Rows that wait for quiet hours or a holiday to end (they have a `not_before`).
+    # Rows that wait for quiet hours or a holiday to end (they have a `not_before`), and by which of the two.
     deferred: int = 0
+    deferred_by: Counter[str] = field(default_factory=Counter)
+    # A service step's messages (by channel) to customers who said no to marketing there (consent_sms=no):
+    # that does not stop a service message (consent_sms_service=no does). Counted by a dry run.
+    marketing_declined: Counter[str] = field(default_factory=Counter)
     samples: list[dict[str, Any]] = field(default_factory=list)
+    # For a follow-up step in a preview: who was sent the step before, who is due, skipped (and why) or not
+    # yet due (see journeys.previews); None for a step that goes when the campaign runs.
+    followup: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,7 +87,10 @@ class StepPlan:
             "suppressed": dict(self.suppressed),
             "sms_segments": self.sms_segments,
             "deferred": self.deferred,
+            "deferred_by": dict(self.deferred_by),
+            "marketing_declined": dict(self.marketing_declined),
             "samples": self.samples,
+            "followup": self.followup,
         }
 
 
@@ -90,12 +101,15 @@ class CampaignPlan:
     dry_run: bool
     steps: list[StepPlan] = field(default_factory=list)
     row_ids: list[int] = field(default_factory=list)
+    # The quiet hours its messages keep, and where they come from: `21:00-08:00 (the quiet_hours setting)`.
+    quiet_hours: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "campaign": self.campaign_id,
             "occurrence": self.occurrence,
             "dry_run": self.dry_run,
+            "quiet_hours": self.quiet_hours,
             "steps": [s.as_dict() for s in self.steps],
         }
 
@@ -142,11 +156,14 @@ class StepPlanner:
         # (customer id, channel) -> the other customers who have that address, for the chunk being planned
         self.shared: dict[tuple[str, str], list[str]] = {}
         self.hours: SendingHours | None = None
+        # A dry run of a service step notes who said no to marketing on the channel (see marketing_declined).
+        self.notes_marketing = dry_run and self.campaign.purpose == "service"
         # Given every row as it is planned (a dry run's recipient list, one customer's preview).
         self.on_row: Callable[[dict[str, Any]], None] | None = None
-        self._sampled: set[tuple[str, str | None]] = set()
-        # (time zone, country) -> not_before, for the chunk being planned (they share one `now`)
-        self._not_before: dict[tuple[str | None, str | None], datetime | None] = {}
+        # (channel, variant, language) of the samples taken: one of each, so a mixed audience shows each language
+        self._sampled: set[tuple[str, str | None, str | None]] = set()
+        # (time zone, country) -> (not_before, what holds it), for the chunk being planned (they share one `now`)
+        self._not_before: dict[tuple[str | None, str | None], tuple[datetime, str] | None] = {}
         self.expects = (
             {**step.expects.model_dump(exclude_none=True), "attribute": step.expects.attribute_name}
             if step.expects
@@ -203,7 +220,8 @@ class StepPlanner:
     def _audience_query(self) -> sa.Select[Any]:
         """The customers still to plan, in id order, each with their consent status for the campaign's purpose
         on each of the step's channels (`consent_<channel>`, None when they never said)."""
-        columns: list[Any] = list(customers.c) if self.render else [customers.c[c] for c in DECIDING_COLUMNS]
+        whole = self.render or "sms" in self.channels  # SMS are counted in segments: rendered either way
+        columns: list[Any] = list(customers.c) if whole else [customers.c[c] for c in DECIDING_COLUMNS]
         source: Any = customers
         for channel in self.channels:
             given = consents.alias(f"consent_{channel}")
@@ -216,6 +234,17 @@ class StepPlanner:
                 ),
             )
             columns.append(given.c.status.label(f"consent_{channel}"))
+            if self.notes_marketing:
+                declined = consents.alias(f"marketing_{channel}")
+                source = source.outerjoin(
+                    declined,
+                    sa.and_(
+                        declined.c.customer_id == customers.c.id,
+                        declined.c.channel == channel,
+                        declined.c.purpose == "marketing",
+                    ),
+                )
+                columns.append(declined.c.status.label(f"marketing_{channel}"))
         return sa.select(*columns).select_from(source).where(self.where, ~self.already).order_by(customers.c.id)
 
     def _rows(self, conn: Connection, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -249,17 +278,24 @@ class StepPlanner:
                     reason, detail = "missing_data", str(exc)
                 except RenderError as exc:
                     reason, detail = "render_error", str(exc)
-            elif reason is None and self._wants_sample(channel, variant):
+            elif reason is None and channel == "sms":
+                # A real run counts every SMS's segments (what the provider bills) as the dry run does; the
+                # worker renders it again when it sends it, from the profile as it is then.
+                composed = self._counted(customer, channel, variant)
+            elif reason is None and self._wants_sample(channel, variant, customer.get("locale")):
                 composed = self._sample(conn, customer["id"], channel, variant)
             row = self._row(customer, channel, reason, detail, composed, now, variant)
+            if reason is None and self.notes_marketing and customer.get(f"marketing_{channel}") == "revoked":
+                self.report.marketing_declined[channel] += 1
             if self.on_row is not None:
                 self.on_row(row)
             rows.append(row)
         return rows
 
-    def _wants_sample(self, channel: str, variant: str | None) -> bool:
+    def _wants_sample(self, channel: str, variant: str | None, locale: str | None) -> bool:
         samples = self.report.samples
-        return ((channel, variant) not in self._sampled and len(samples) < MAX_SAMPLES) or len(samples) < SAMPLES
+        kind = (channel, variant, _language(locale))
+        return (kind not in self._sampled and len(samples) < MAX_SAMPLES) or len(samples) < SAMPLES
 
     def _sample(self, conn: Connection, customer_id: str, channel: str, variant: str | None) -> Composed | None:
         """A real run's sample message, rendered as the worker will render it (None if it cannot be: the
@@ -267,6 +303,14 @@ class StepPlanner:
         profile = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).mappings().one()
         try:
             return self.variants.composer(variant).compose(channel, dict(profile))
+        except RenderError:  # MissingData is a RenderError
+            return None
+
+    def _counted(self, customer: Mapping[str, Any], channel: str, variant: str | None) -> Composed | None:
+        """A real run's SMS rendered only to be counted (None if it cannot be: the worker will suppress it,
+        and a dry run counts it as suppressed too)."""
+        try:
+            return self.variants.composer(variant).compose(channel, customer)
         except RenderError:  # MissingData is a RenderError
             return None
 
@@ -325,22 +369,26 @@ class StepPlanner:
         if self.hours is not None and reason is None:
             place = (customer.get("timezone"), customer.get("country"))
             if place not in self._not_before:
-                self._not_before[place] = self.hours.not_before(now, *place)
-            not_before = self._not_before[place]
-            report.deferred += not_before is not None
+                self._not_before[place] = self.hours.hold(now, *place)
+            held = self._not_before[place]
+            if held is not None:
+                not_before = held[0]
+                report.deferred += 1
+                report.deferred_by[held[1]] += 1
         if reason is not None:
             report.suppressed[reason] += 1
         else:
             report.by_channel[channel] += 1
         if composed is not None and reason is None:
             report.sms_segments += composed.sms_segments or 0
-            if self._wants_sample(channel, variant):
-                self._sampled.add((channel, variant))
+            if self._wants_sample(channel, variant, customer.get("locale")):
+                self._sampled.add((channel, variant, _language(customer.get("locale"))))
                 report.samples.append(
                     {
                         "customer": customer["id"],
                         "channel": channel,
                         "variant": variant,
+                        "locale": customer.get("locale"),
                         "to": address,
                         "subject": composed.subject,
                         "body": composed.body,
@@ -381,6 +429,11 @@ class StepPlanner:
         add_planned_events(conn, written)
         queued = [(delivery_id, row["not_before"]) for delivery_id, row in written if row["status"] == Status.QUEUED]
         return sorted(queued)
+
+
+def _language(locale: str | None) -> str | None:
+    """`zh-CN`, `zh_CN` and `zh` are one language for samples."""
+    return locale.replace("_", "-").split("-")[0].lower() if locale else None
 
 
 def _unreachable(

@@ -179,6 +179,9 @@ class SegmentCompiler:
         self.today = today
         # Without strictness (an empty store), unknown names are simply never matched.
         self.strict = strict
+        # With `collect`, unknown names are noted here rather than raised, so that all of them are reported.
+        self.collect = False
+        self.unknown: list[SegmentError] = []
         self.now = (now or _moment(today)).astimezone(UTC)
         self.default_zone = default_zone if zone_or_none(default_zone) is not None else "UTC"
         # The zones profiles may have (None: every zone the engine knows); others use the default zone.
@@ -207,7 +210,9 @@ class SegmentCompiler:
                 message += f"; did you mean {close[0]!r}?"
             if as_text:
                 message += f"; to compare with the text {name} write {name!r}"
-            raise SegmentError(message, column_of(node))
+            if not self.collect:
+                raise SegmentError(message, column_of(node))
+            self.unknown.append(SegmentError(message, column_of(node)))
         return None
 
     def _condition(self, node: ast.AST) -> ColumnElement[bool]:
@@ -601,8 +606,26 @@ def compile_segment(
 
 
 def check_segment(text: str, catalog: dict[str, AttributeType] | None) -> None:
-    """Raise SegmentError for anything wrong with `text`; field names and types are checked when a catalog
-    of known attributes is given."""
-    tree = parse_segment(text)
-    if catalog is not None:
-        SegmentCompiler(catalog, "sqlite", date.today(), strict=True).compile(tree)
+    """Raise SegmentError for anything wrong with `text` (the first of `segment_errors`)."""
+    errors = segment_errors(text, catalog)
+    if errors:
+        raise errors[0]
+
+
+def segment_errors(text: str, catalog: dict[str, AttributeType] | None) -> list[SegmentError]:
+    """Everything wrong with `text`, in order; field names and types are checked when a catalog of known
+    attributes is given. Every unknown name is reported (they are the first thing to fix); otherwise the
+    first other problem."""
+    try:
+        tree = parse_segment(text)
+    except SegmentError as exc:
+        return [exc]
+    if catalog is None:
+        return []
+    compiler = SegmentCompiler(catalog, "sqlite", date.today(), strict=True)
+    compiler.collect = True
+    try:
+        compiler.compile(tree)
+    except SegmentError as exc:
+        return compiler.unknown or [exc]
+    return compiler.unknown

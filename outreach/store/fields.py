@@ -36,6 +36,17 @@ ADDRESS_FIELDS = {
 }
 
 AttributeType = Literal["number", "boolean", "date", "string", "list"]
+ATTRIBUTE_TYPES: tuple[AttributeType, ...] = ("number", "boolean", "date", "string", "list")
+
+
+class AttributeCatalog(dict[str, AttributeType]):
+    """Every known attribute and its type; `untyped` names those known only from a column imported empty
+    (listed as string until a value, a type hint or a survey's `expects:` gives them their type)."""
+
+    def __init__(self, types: dict[str, AttributeType], untyped: frozenset[str] = frozenset()) -> None:
+        super().__init__(types)
+        self.untyped = untyped
+
 
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+\-]{0,63}$")

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from outreach.store.schema import (
+    attribute_types,
     audit_log,
     bounces,
     campaign_runs,
@@ -96,12 +97,18 @@ def _v6_wechat_push_nonces(conn: Connection) -> None:
     wechat_push_nonces.create(conn, checkfirst=True)
 
 
+def _v7_untyped_attributes(conn: Connection) -> None:
+    """Attributes known from a column imported empty stay open to the type their first values give them."""
+    _add_columns(conn, attribute_types, ["untyped"])
+
+
 MIGRATIONS: list[Migration] = [
     _v2_responses_and_journeys,
     _v3_conversations,
     _v4_content_rendered_at_send,
     _v5_send_started,
     _v6_wechat_push_nonces,
+    _v7_untyped_attributes,
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

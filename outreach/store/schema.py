@@ -82,6 +82,9 @@ attribute_types = sa.Table(
     metadata,
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("type", sa.String(10), nullable=False),
+    # True: known only from a column imported empty, without a type hint; typed by its first values, a hint
+    # or a survey's `expects:`. NULL or false: the type is settled.
+    sa.Column("untyped", sa.Boolean),
 )
 
 consents = sa.Table(
@@ -265,7 +268,8 @@ bounces = sa.Table(
     sa.Column("report_id", sa.String(320), nullable=False),  # the DSN's own Message-ID
     sa.Column("customer_id", sa.String(64), nullable=False),
     sa.Column("address", sa.String(320), nullable=False),
-    sa.Column("kind", sa.String(8), nullable=False),  # hard | soft
+    # hard | soft (a bounce: Action failed) | delayed | relayed | expanded (noted, no bounce)
+    sa.Column("kind", sa.String(8), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # 5.1.1
     sa.Column("diagnostic", sa.Text),
     sa.Column("at", UTCDateTime, nullable=False),

@@ -57,3 +57,23 @@ def test_segment_names_and_types_are_checked_against_the_catalog(tmp_path: Path,
         (6, 3, "segment: no customer has a field or attribute named 'citty'; did you mean 'city'?"),
         (10, 21, "steps[0].only_if: 'age' holds number values; it cannot be compared with 'eighteen'"),
     ]
+
+
+def test_every_unknown_name_of_a_segment_is_reported(tmp_path: Path, settings: Settings) -> None:
+    path = write(
+        tmp_path,
+        """
+        id: c1
+        name: Test
+        purpose: service
+        segment: "statuss == 'active' and citty == 'Shanghai' and age >= 18"
+        steps:
+          - id: a
+            channel: sms
+            content: {sms: "x"}
+        """,
+    )
+    assert problems(path, settings, CATALOG) == [
+        (*at(path, "statuss"), "segment: no customer has a field or attribute named 'statuss'; did you mean 'status'?"),
+        (*at(path, "citty"), "segment: no customer has a field or attribute named 'citty'; did you mean 'city'?"),
+    ]

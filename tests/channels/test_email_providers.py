@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from outreach.channels.base import Outcome, OutgoingMessage, SendResult
-from outreach.channels.email_message import delivery_id_from_message_id, message_id_for, render_email
+from outreach.channels.email_message import ReturnPath, delivery_id_from_message_id, message_id_for, render_email
 from outreach.channels.outbox import OutboxProvider
 from outreach.channels.smtp import SmtpProvider
 from outreach.core.errors import InputError
@@ -364,3 +364,28 @@ def _assert_no_password(results: list[SendResult]) -> None:
     for result in results:
         assert PASSWORD not in repr(result)
         assert QUOTED_PASSWORD not in repr(result)
+
+
+def test_the_envelope_sender_is_the_return_path_and_verp_gives_each_message_its_own(
+    smtp_server: SmtpServer,
+) -> None:
+    fixed = SmtpProvider(smtp_server.url, EMAIL_FROM, 5.0, return_path="bounces@bank.example")
+    send(fixed, [email_to(1, "ann@example.com")])
+    [ann] = smtp_server.handler.to("ann@example.com")
+    assert ann.mail_from == "bounces@bank.example"
+    assert ann.message["From"].addresses[0].addr_spec == "no-reply@bank.example"  # the From stays as it is
+
+    digests = {i: message_id_for(i, f"campaign-1:C{i}:email", EMAIL_FROM).split(".")[2][:10] for i in (2, 3)}
+    for template in ("bounces+{id}@bank.example", "bounces+@bank.example"):
+        verp = SmtpProvider(smtp_server.url, EMAIL_FROM, 5.0, return_path=template)
+        send(verp, [email_to(2, "ben@example.com"), email_to(3, "cao@example.com")])
+    ben, cao = smtp_server.handler.to("ben@example.com"), smtp_server.handler.to("cao@example.com")
+    assert {m.mail_from for m in ben} == {f"bounces+2.{digests[2]}@bank.example"}
+    assert {m.mail_from for m in cao} == {f"bounces+3.{digests[3]}@bank.example"}
+
+    path = ReturnPath("bounces+{id}@bank.example")
+    assert path.delivery_of(f"Bounces+2.{digests[2]}@Bank.Example") == (2, digests[2])
+    assert path.delivery_of("bounces@bank.example") is None
+    for bad in ("bounces", "bounces@{id}.bank.example", "a{id}b{id}@bank.example", "two words@bank.example"):
+        with pytest.raises(InputError, match="email_return_path"):
+            ReturnPath(bad)

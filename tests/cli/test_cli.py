@@ -46,7 +46,7 @@ def workdir(tmp_path: Path) -> Path:
 
 def outreach(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTREACH_", "TWILIO_"))}
-    env.update(OUTREACH_CONFIG=str(workdir / "none.toml"), OUTREACH_SECRET_KEY="cli-test-key")
+    env.update(OUTREACH_CONFIG=str(workdir / "none.toml"), OUTREACH_SECRET_KEY="cli-test-key", OUTREACH_QUIET_HOURS="")
     return subprocess.run([OUTREACH, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -10,10 +10,17 @@ from email.mime.text import MIMEText
 from email.policy import SMTP
 from email.utils import format_datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from outreach.inbound.mail_parsing import Dsn, DsnRecipient, Other, Reply, classify, message_ids
+from tests.postfix_dsns import Report
+from tests.postfix_dsns import delayed as delayed_block
+from tests.postfix_dsns import expanded as expanded_block
+from tests.postfix_dsns import failed as failed_block
+from tests.postfix_dsns import postfix_dsn as full_postfix_dsn
+from tests.postfix_dsns import relayed as relayed_block
 
 ORIGINAL_ID = "<outreach.42.abcdef0123@bank.example>"
 SENT = datetime(2024, 10, 8, 9, 30, tzinfo=UTC)
@@ -111,6 +118,7 @@ def test_postfix_hard_bounce_with_returned_headers() -> None:
                 diagnostic="550 5.1.1 <Zhang.Wei@Mail.Example.CN>: Recipient address rejected: User unknown",
             ),
         ),
+        addressed_to=("bounces@bank.example",),  # the To, and Postfix's note of the original's sender
     )
     assert result.recipients[0].kind == "hard"
 
@@ -121,7 +129,7 @@ def test_dsn_with_whole_original_message() -> None:
     assert result.original_message_ids == (ORIGINAL_ID,)
 
 
-def test_delayed_dsn_is_soft() -> None:
+def test_delayed_dsn_is_no_failure() -> None:
     delayed = {
         "Final-Recipient": "rfc822; li.na@mail.example.cn",
         "Action": "delayed",
@@ -132,9 +140,47 @@ def test_delayed_dsn_is_soft() -> None:
     result = classify(postfix_dsn([delayed]))
     assert isinstance(result, Dsn)
     (recipient,) = result.recipients
-    assert (recipient.action, recipient.status, recipient.kind) == ("delayed", "4.4.1", "soft")
+    # RFC 3464 2.3.3: `delayed` says the MTA is still trying; only `failed` is a failure
+    assert (recipient.action, recipient.status, recipient.kind, recipient.notice) == (
+        "delayed",
+        "4.4.1",
+        None,
+        "delayed",
+    )
+    assert recipient.will_retry_until == "Sat, 12 Oct 2024 17:30:01 +0800 (CST)"
     assert recipient.original_recipient is None
     assert recipient.diagnostic == "connect to mx.mail.example.cn[203.0.113.5]:25: Connection timed out"
+
+
+@pytest.mark.parametrize(
+    ("report", "block", "kind", "notice"),
+    [
+        ("failure", failed_block("li.na@mail.example.cn"), "hard", None),
+        ("failure", failed_block("li.na@mail.example.cn", "4.2.2", "Mailbox full"), "soft", None),  # gave up
+        ("delay", delayed_block("li.na@mail.example.cn"), None, "delayed"),
+        ("success", relayed_block("li.na@mail.example.cn"), None, "relayed"),
+        ("success", expanded_block("li.na@mail.example.cn"), None, "expanded"),
+    ],
+)
+def test_each_action_of_a_postfix_report(report: Report, block: dict[str, str], kind: str, notice: str) -> None:
+    result = classify(full_postfix_dsn(original_message().as_bytes(policy=SMTP), [block], report=report))
+    assert isinstance(result, Dsn) and result.original_message_ids == (ORIGINAL_ID,)
+    (recipient,) = result.recipients
+    assert (recipient.final_recipient, recipient.kind, recipient.notice) == ("li.na@mail.example.cn", kind, notice)
+
+
+def test_a_delay_warning_under_another_mtas_subject_is_read_the_same() -> None:
+    """The subject is for people (Gmail and Exchange say "Delivery Status Notification (Delay)"): the report
+    part decides."""
+    raw = full_postfix_dsn(
+        original_message().as_bytes(policy=SMTP),
+        [delayed_block("li.na@mail.example.cn")],
+        report="delay",
+        subject="Delivery Status Notification (Delay)",
+    )
+    result = classify(raw)
+    assert isinstance(result, Dsn)
+    assert [(r.kind, r.notice, r.status) for r in result.recipients] == [(None, "delayed", "4.4.1")]
 
 
 def test_dsn_with_two_recipients() -> None:

@@ -19,6 +19,7 @@ from outreach.customers.profiles import get_customer, timeline
 from outreach.store.ledger import Status
 from tests.imap_server import ImapServer
 from tests.pipeline import Pipeline
+from tests.postfix_dsns import delayed, expanded, failed, postfix_dsn, relayed
 from tests.smtp_server import SmtpServer
 
 OUTREACH = str(Path(sys.executable).with_name("outreach"))
@@ -135,18 +136,48 @@ def test_hard_bounce_and_reply_from_a_maildir_are_filed_once(
     assert (june["status"], june["reason"]) == (Status.SUPPRESSED, "invalid_address")
 
 
-def test_three_soft_bounces_make_an_address_invalid(pipeline: Pipeline, sent: dict[str, Any], tmp_path: Path) -> None:
+def test_delay_warnings_are_noted_and_only_failures_bounce(
+    pipeline: Pipeline, sent: dict[str, Any], tmp_path: Path
+) -> None:
+    """RFC 3464 as a real MTA speaks it: three of Postfix's delay warnings about a working address are three
+    notes on the timeline, not three soft bounces; a success report is information; only `failed` bounces."""
     p = pipeline
     box = mailbox.Maildir(tmp_path / "bounces", create=True)
-    for _ in range(2):
-        box.add(dsn(sent["bob@example.com"].data, "bob@example.com", "4.2.2", action="delayed"))
-    assert cli(p, "inbound", "mailbox", str(tmp_path / "bounces"), "--json")["soft_bounce"] == 2
+    original = sent["bob@example.com"].data
+    for queue_id in ("4XkQ01", "4XkQ02", "4XkQ03"):
+        box.add(postfix_dsn(original, [delayed("bob@example.com")], report="delay", queue_id=queue_id))
+    filed = cli(p, "inbound", "mailbox", str(tmp_path / "bounces"), "--json")
+    assert (filed["delayed"], filed["soft_bounce"], filed["hard_bounce"]) == (3, 0, 0)
     with p.engine.connect() as conn:
         customer = get_customer(conn, "m2")
+        notes = [e for e in timeline(conn, "m2") if e["kind"] == "delivery.delayed"]
     assert customer is not None and customer["email_invalid"] is None
     assert p.row("m2")["status"] == Status.SENT  # the server is still trying
+    assert len(notes) == 3
+    assert notes[0]["data"]["status"] == "4.4.1"
+    assert notes[0]["data"]["will_retry_until"] == "Sun, 13 Oct 2024 17:30:01 +0800 (CST)"
 
-    box.add(dsn(sent["bob@example.com"].data, "bob@example.com", "4.2.2", action="delayed"))
+    box.add(postfix_dsn(original, [delayed("bob@example.com")], report="delay", queue_id="4XkQ03"))  # again
+    box.add(postfix_dsn(original, [relayed("bob@example.com")], report="success", queue_id="4XkQ04"))
+    box.add(postfix_dsn(original, [expanded("bob@example.com")], report="success", queue_id="4XkQ05"))
+    again = cli(p, "inbound", "mailbox", str(tmp_path / "bounces"), "--json")
+    assert (again["duplicate"], again["informational"], again["delayed"]) == (1, 2, 0)
+    with p.engine.connect() as conn:
+        kinds = [e["kind"] for e in timeline(conn, "m2")]
+    assert kinds.count("delivery.relayed") == kinds.count("delivery.expanded") == 1
+    assert p.row("m2")["status"] == Status.SENT
+
+    # Postfix gives up after its queue lifetime: `failed` with a temporary status is a soft bounce
+    box.add(postfix_dsn(original, [failed("bob@example.com", "4.4.7", "Message expired")], queue_id="4XkQ06"))
+    gave_up = cli(p, "inbound", "mailbox", str(tmp_path / "bounces"), "--json")
+    assert gave_up["soft_bounce"] == 1
+    bob = p.row("m2")
+    assert (bob["status"], bob["error_code"]) == (Status.FAILED, "4.4.7")
+    with p.engine.connect() as conn:
+        customer = get_customer(conn, "m2")
+    assert customer is not None and customer["email_invalid"] is None  # one soft bounce of soft_bounce_limit 3
+    for queue_id in ("4XkQ07", "4XkQ08"):
+        box.add(postfix_dsn(original, [failed("bob@example.com", "4.2.2", "Mailbox full")], queue_id=queue_id))
     cli(p, "inbound", "mailbox", str(tmp_path / "bounces"), "--json")
     with p.engine.connect() as conn:
         customer = get_customer(conn, "m2")

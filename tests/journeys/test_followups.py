@@ -114,3 +114,54 @@ def test_a_permanent_failure_falls_back_to_the_other_channel(
     [mail] = smtp_server.handler.to("ben@example.com")
     assert mail.message["Subject"] == "Your card"
     assert smtp_server.handler.to("ann@example.com") == []  # her SMS went through
+
+
+def test_the_preview_of_a_follow_up_judges_as_the_scheduler_does(
+    pipeline: Pipeline, smtp_server: SmtpServer, clock: None
+) -> None:
+    """`campaigns plan` of a follow-up, on both stores: those it skips and why, and who is due, as the tick
+    that follows plans them."""
+    from outreach.journeys.previews import preview_campaign, preview_one_customer
+    from outreach.planning.planner import plan_campaign
+
+    p = pipeline
+    p.import_csv(CUSTOMERS)
+    core = core_for(
+        p,
+        """
+        id: onboarding
+        name: Onboarding
+        purpose: service
+        steps:
+          - id: welcome
+            channel: email
+            content:
+              email: {subject: "Welcome {{ name }}", text: "Welcome"}
+          - id: tips
+            after: 2d
+            unless: delivered
+            only_if: "tier == 'gold'"
+            channel: email
+            content:
+              email: {subject: "Tips for {{ name }}", text: "Tips"}
+        """,
+    )
+    core.reload()
+    [loaded] = core.folder.loaded()
+    plan_campaign(p.engine, loaded, p.settings, "cohort-1", dry_run=False, transport=p.handle.transport)
+    p.deliver_queued()
+    with p.engine.begin() as conn:  # the provider reported Cao's welcome delivered
+        conn.execute(deliveries.update().where(deliveries.c.customer_id == "f3").values(status=Status.DELIVERED))
+
+    early = preview_campaign(p.engine, loaded, p.settings, "cohort-1", step_id="tips").steps[0].followup
+    assert early is not None and (early["sent_previous"], early["not_yet_due"], early["due"]) == (3, 3, 0)
+    later(timedelta(days=2, hours=1))
+    [tips] = preview_campaign(p.engine, loaded, p.settings, "cohort-1", step_id="tips").steps
+    assert tips.followup is not None
+    assert (tips.followup["due"], tips.followup["skipped"]) == (1, {"delivered": 1, "only_if": 1})
+    assert dict(tips.by_channel) == {"email": 1} and tips.samples[0]["customer"] == "f1"
+    cao = preview_one_customer(p.engine, loaded, p.settings, "f3", "cohort-1", step_id="tips").steps[0]
+    assert (cao.status, cao.reason) == ("skipped", "delivered")
+    assert p.rows(step_id="tips") == []  # the preview wrote nothing
+    assert core.tick().followups == 1  # and the scheduler plans exactly whom it said
+    assert [r["customer_id"] for r in p.rows(step_id="tips")] == ["f1"]

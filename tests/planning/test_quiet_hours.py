@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -191,21 +192,86 @@ def test_configured_default_quiet_hours_and_holidays_apply(pipeline: Pipeline, t
     p.handle.start_worker(2)
     plan: Any = plan_campaign(p.engine, p.load(p.campaign(campaign)), p.settings, dry_run=False, transport=NowOnly())
     p.deliver_queued()
-    assert plan.steps[0].deferred == 1
+    assert (plan.steps[0].deferred, plan.steps[0].deferred_by) == (1, {"holiday": 1})
     assert delayed == [p.row("h1")["id"]]
     assert p.row("h1")["not_before"] == datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC)
     assert p.row("h2")["status"] == Status.SENT
 
 
-def test_the_configured_default_and_a_service_campaigns_opt_out() -> None:
+def test_marketing_and_surveys_keep_quiet_hours_by_default_and_other_service_does_not() -> None:
     from outreach.campaigns.model import Campaign
     from outreach.core.settings import Settings
-    from outreach.planning.quiet_hours import sending_hours
+    from outreach.planning.quiet_hours import quiet_hours_warning, sending_hours
 
-    settings = Settings(quiet_hours="21:00-08:00", default_timezone="Asia/Shanghai")
     step = {"id": "a", "channel": "sms", "content": {"sms": "x"}}
+    survey_step = {**step, "expects": {"survey": "nps"}}
     otp = Campaign(id="otp", name="OTP", purpose="service", quiet_hours="off", steps=[step])  # type: ignore[arg-type]
     notice = Campaign(id="notice", name="Notice", purpose="service", steps=[step])  # type: ignore[arg-type]
+    survey = Campaign(id="nps", name="NPS", purpose="service", steps=[survey_step])  # type: ignore[arg-type]
+    offer = Campaign(id="offer", name="Offer", purpose="marketing", steps=[step])  # type: ignore[arg-type]
     night = datetime(2026, 3, 10, 23, 0, tzinfo=SHANGHAI).astimezone(UTC)
-    assert sending_hours(otp, settings).not_before(night, None, "CN") is None
-    assert sending_hours(notice, settings).not_before(night, None, "CN") == datetime(2026, 3, 11, 8, 0, tzinfo=SHANGHAI)
+    morning = datetime(2026, 3, 11, 8, 0, tzinfo=SHANGHAI)
+
+    defaults = Settings(default_timezone="Asia/Shanghai")
+    assert sending_hours(offer, defaults).not_before(night, None, "CN") == morning
+    assert sending_hours(survey, defaults).hold(night, None, "CN") == (morning, "quiet_hours")
+    assert sending_hours(survey, defaults).describe() == "21:00-08:00 (the quiet_hours setting)"
+    assert sending_hours(notice, defaults).not_before(night, None, "CN") is None
+    assert sending_hours(notice, defaults).describe() == 'none (the quiet_hours_service setting is "")'
+    assert quiet_hours_warning(defaults) is None
+
+    service_too = Settings(quiet_hours_service="21:00-08:00", default_timezone="Asia/Shanghai")
+    assert sending_hours(notice, service_too).not_before(night, None, "CN") == morning
+    assert sending_hours(otp, service_too).not_before(night, None, "CN") is None
+    assert sending_hours(otp, service_too).describe() == "none (the campaign says quiet_hours: off)"
+
+    off = Settings(quiet_hours="", default_timezone="Asia/Shanghai")
+    assert sending_hours(offer, off).not_before(night, None, "CN") is None
+    warning = quiet_hours_warning(off, offer)
+    assert warning is not None and warning.startswith('quiet_hours is "" (off): campaign offer\'s messages go')
+    assert quiet_hours_warning(off, notice) is None  # it never kept the setting
+    with pytest.raises(InputError, match="quiet_hours: '9pm-8am': write the quiet window as HH:MM-HH:MM"):
+        sending_hours(offer, Settings(quiet_hours="9pm-8am"))
+
+
+def _zone_where_it_is(hour: int) -> str:
+    """A fixed-offset zone whose local hour is now `hour` (give or take the minutes this test takes)."""
+    offset = (hour - datetime.now(UTC).hour) % 24
+    offset = offset - 24 if offset > 14 else offset
+    return "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"  # Etc/GMT+7 is seven hours behind UTC
+
+
+def test_plan_and_run_say_what_the_default_quiet_hours_deferred(desk: Any) -> None:
+    desk.write(
+        "customers.csv",
+        "id,name,email,timezone,consent_email\n"
+        f"Q1,Night Owl,owl@example.com,{_zone_where_it_is(3)},yes\n"
+        f"Q2,Day Lark,lark@example.com,{_zone_where_it_is(12)},yes\n",
+    )
+    desk.ok("customers", "import", "customers.csv")
+    desk.write(
+        "offer.yaml",
+        """
+        id: offer
+        name: Offer
+        purpose: marketing
+        steps:
+          - id: tell
+            channel: email
+            content: {email: {subject: "Hello {{ name }}", text: "An offer."}}
+        """,
+    )
+    del desk.env["OUTREACH_QUIET_HOURS"]  # the default: what a new installation does
+    plan = desk.json("campaigns", "plan", "offer.yaml")
+    assert plan["quiet_hours"] == "21:00-08:00 (the quiet_hours setting)"
+    assert (plan["steps"][0]["deferred"], plan["steps"][0]["deferred_by"]) == (1, {"quiet_hours": 1})
+    shown = desk.ok("campaigns", "run", "offer.yaml", COLUMNS="200")
+    assert "quiet hours: 21:00-08:00 (the quiet_hours setting), in each customer's time zone" in shown.stdout
+    assert "of which deferred by quiet hours │ 1" in shown.stdout
+    assert "warning: quiet_hours" not in shown.stderr
+    assert [m["message"]["To"] for m in desk.outbox("email")] == ["lark@example.com"]
+
+    # turned off: nothing waits, and the command says so
+    off = desk.run("campaigns", "plan", "offer.yaml", "--json", OUTREACH_QUIET_HOURS="")
+    assert json.loads(off.stdout)["steps"][0]["deferred"] == 0
+    assert 'warning: quiet_hours is "" (off): campaign offer\'s messages go at any hour' in off.stderr

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from outreach.customers.profiles import attribute_catalog
 from outreach.store import migrations, schema
 from outreach.store.database import make_engine, open_store
 from outreach.store.migrations import migrate
@@ -164,4 +165,17 @@ def test_a_version_4_store_gains_send_started_at_and_the_table_of_wechat_push_no
     assert "send_started_at" in {c["name"] for c in inspector.get_columns("deliveries")}
     assert "wechat_push_nonces" in inspector.get_table_names()
     assert inspector.get_pk_constraint("wechat_push_nonces")["constrained_columns"] == ["timestamp", "nonce"]
+    engine.dispose()
+
+
+def test_a_version_6_store_gains_untyped_attributes_and_its_types_stay_settled(store_url: str) -> None:
+    engine = make_engine(store_url)
+    with engine.begin() as conn:
+        create_old_store(conn, 6, set(), {"attribute_types": {"untyped"}})
+        conn.execute(sa.text("INSERT INTO attribute_types (name, type) VALUES ('nps', 'string')"))
+    migrate(engine)
+    assert version(store_url) == migrations.SCHEMA_VERSION
+    with engine.connect() as conn:
+        catalog = attribute_catalog(conn)
+    assert (dict(catalog), catalog.untyped) == ({"nps": "string"}, frozenset())
     engine.dispose()
